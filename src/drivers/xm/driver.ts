@@ -1,0 +1,100 @@
+import { FerryError } from '../../errors.js';
+import type { HostShell, HypervisorDriver, VmObservation } from '../driver.js';
+import { parseBridges, parseXmInfo, parseXmList, parseXmListLong, vmStateOf } from './parse.js';
+
+/** Returns the argument vector that runs `command args...` on the host, through `sudo -n` if configured. */
+function privileged(shell: HostShell, command: string, args: string[]): string[] {
+  return shell.host.sudo ? ['sudo', '-n', '--', command, ...args] : [command, ...args];
+}
+
+async function xm(shell: HostShell, args: string[], timeoutMs = 30_000) {
+  return shell.run(privileged(shell, shell.host.commands.xm, args), { timeoutMs });
+}
+
+function commandError(
+  shell: HostShell,
+  what: string,
+  output: { stderr: string; code: number | null },
+): FerryError {
+  const detail = output.stderr.trim().split('\n').slice(-3).join(' ') || `exit code ${output.code}`;
+  return new FerryError('COMMAND_FAILED', `${what} failed on ${shell.host.name}: ${detail}`, {
+    context: { host: shell.host.name },
+  });
+}
+
+/**
+ * Driver for Xen's xend toolstack through `xm`. The migration stream goes from the source's
+ * xend into the tunnel port on the source's loopback (`xm migrate --live --port=P VM
+ * localhost`), and the tunnel carries it to the target's relocation port.
+ */
+export const xmDriver: HypervisorDriver = {
+  name: 'xm',
+
+  async locate(shell, vm): Promise<VmObservation> {
+    const output = await xm(shell, ['list']);
+    if (output.code !== 0) throw commandError(shell, 'xm list', output);
+    const rows = parseXmList(output.stdout);
+    const migrating = rows.find((row) => row.name === `migrating-${vm}`);
+    if (migrating !== undefined) {
+      return { host: shell.host.name, state: 'migrating', id: migrating.id, detail: migrating.state };
+    }
+    const row = rows.find((candidate) => candidate.name === vm);
+    if (row === undefined) return { host: shell.host.name, state: 'absent' };
+    return { host: shell.host.name, state: vmStateOf(row.state), id: row.id, detail: row.state };
+  },
+
+  async describe(shell, vm) {
+    const output = await xm(shell, ['list', '-l', vm]);
+    if (output.code !== 0) {
+      if (/does not exist/.test(output.stderr)) {
+        throw new FerryError('VM_NOT_FOUND', `VM '${vm}' does not exist on ${shell.host.name}.`, {
+          context: { vm, host: shell.host.name },
+        });
+      }
+      throw commandError(shell, 'xm list -l', output);
+    }
+    return parseXmListLong(output.stdout);
+  },
+
+  async capacity(shell) {
+    const output = await xm(shell, ['info']);
+    if (output.code !== 0) throw commandError(shell, 'xm info', output);
+    return parseXmInfo(output.stdout);
+  },
+
+  async missingBridges(shell, bridges) {
+    if (bridges.length === 0) return [];
+    const output = await shell.run([shell.host.commands.ip, '-o', 'link', 'show', 'type', 'bridge']);
+    if (output.code !== 0) throw commandError(shell, 'ip link show type bridge', output);
+    const present = new Set(parseBridges(output.stdout));
+    return bridges.filter((bridge) => !present.has(bridge));
+  },
+
+  async missingStoragePaths(shell, paths) {
+    if (paths.length === 0) return [];
+    const output = await shell.run([shell.host.commands.ls, '-d', '--', ...paths]);
+    const present = new Set(output.stdout.split('\n').filter((line) => line !== ''));
+    return paths.filter((path) => !present.has(path));
+  },
+
+  async migrate(source, vm, tunnelPort, options) {
+    const args = ['migrate', '--live', `--port=${tunnelPort}`, vm, 'localhost'];
+    const output = await source.run(privileged(source, source.host.commands.xm, args), options);
+    if (output.code === 0) return;
+
+    const detail = output.stderr.trim().split('\n').slice(-3).join(' ') || `exit code ${output.code}`;
+    const context = { vm, host: source.host.name };
+    // xm reports failures only as text; this is the one place that text becomes an error code.
+    if (/can't connect: Connection refused/.test(output.stderr)) {
+      throw new FerryError('RELOCATION_REFUSED', `xm migrate could not connect to the tunnel: ${detail}`, {
+        context,
+      });
+    }
+    if (/does not exist/.test(output.stderr)) {
+      throw new FerryError('VM_NOT_FOUND', `VM '${vm}' does not exist on ${source.host.name}.`, { context });
+    }
+    throw new FerryError('MIGRATE_FAILED', `xm migrate failed on ${source.host.name}: ${detail}`, {
+      context,
+    });
+  },
+};

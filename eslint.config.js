@@ -24,7 +24,16 @@ export default tseslint.config(
   },
   {
     // Front ends, scripts, the lab CLI and tests write to the terminal on purpose.
-    files: ['src/cli/**', 'src/lab/cli.ts', 'src/lab/demo.ts', 'scripts/**', 'bench/**', 'test/**', 'workers/**', 'bin/**'],
+    files: [
+      'src/cli/**',
+      'src/lab/cli.ts',
+      'src/lab/demo.ts',
+      'scripts/**',
+      'bench/**',
+      'test/**',
+      'workers/**',
+      'bin/**',
+    ],
     rules: { 'no-console': 'off' },
   },
   {

@@ -28,7 +28,15 @@ export const tunnelModes = ['relay', 'direct'] as const;
 export type TunnelMode = (typeof tunnelModes)[number];
 
 /** Steps of one attempt, in order. */
-export const migrationPhases = ['queued', 'connect', 'preflight', 'tunnel', 'migrate', 'verify', 'done'] as const;
+export const migrationPhases = [
+  'queued',
+  'connect',
+  'preflight',
+  'tunnel',
+  'migrate',
+  'verify',
+  'done',
+] as const;
 export type MigrationPhase = (typeof migrationPhases)[number];
 
 /** Progress a worker publishes while a job runs. */

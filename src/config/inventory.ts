@@ -85,8 +85,9 @@ const inventorySchema = z
   .strict()
   .superRefine((inventory, context) => {
     const names = Object.keys(inventory.hosts);
-    if (names.length === 0)
+    if (names.length === 0) {
       context.addIssue({ code: 'custom', path: ['hosts'], message: 'the inventory names no hosts' });
+    }
     for (const name of names.filter((candidate) => !namePattern.test(candidate))) {
       context.addIssue({
         code: 'custom',

@@ -32,9 +32,13 @@ export function ensureLabAccount(): LabAccount {
   const existing = lookup(labUser);
   if (existing !== undefined) return existing;
   try {
-    execFileSync('useradd', ['--create-home', '--shell', '/bin/bash', '--comment', 'ferry lab hosts', labUser], {
-      stdio: 'pipe',
-    });
+    execFileSync(
+      'useradd',
+      ['--create-home', '--shell', '/bin/bash', '--comment', 'ferry lab hosts', labUser],
+      {
+        stdio: 'pipe',
+      },
+    );
   } catch (error) {
     // Two test files may create the account at the same moment; the loser finds it afterwards.
     if (lookup(labUser) === undefined) throw error;

@@ -10,7 +10,9 @@ console.log(`Redis:      ${lab.redis?.url ?? '(none)'}`);
 console.log(`Inventory:  ${lab.inventoryPath}`);
 console.log(`Transfers:  ${lab.transfers.path ?? '(memory only)'}\n`);
 for (const host of lab.hosts) {
-  console.log(`${host.name}  ssh ${host.address}:${host.sshPort}  relocation port ${host.sim.relocationPort}`);
+  console.log(
+    `${host.name}  ssh ${host.address}:${host.sshPort}  relocation port ${host.sim.relocationPort}`,
+  );
   console.log(
     `  look:   ssh -i ${lab.bastionKey.privatePath} -p ${host.sshPort} -o StrictHostKeyChecking=no ` +
       `-o UserKnownHostsFile=/dev/null ${account}@${host.address} ${host.sim.xmPath} list`,
@@ -18,7 +20,9 @@ for (const host of lab.hosts) {
   console.log(`  state:  ${host.stateDir}/state.json   xend log: ${host.stateDir}/xend.log`);
 }
 console.log('\nTry a migration from another terminal:');
-console.log(`  export FERRY_REDIS_URL=${lab.redis?.url ?? 'redis://127.0.0.1:6379'} FERRY_INVENTORY=${lab.inventoryPath}`);
+console.log(
+  `  export FERRY_REDIS_URL=${lab.redis?.url ?? 'redis://127.0.0.1:6379'} FERRY_INVENTORY=${lab.inventoryPath}`,
+);
 console.log('  npx ferry worker &');
 console.log('  npx ferry migrate web01 --from xen-a --to xen-b --reason "lab test" --wait');
 console.log('\nPress Ctrl-C to stop the lab and remove its folder.');

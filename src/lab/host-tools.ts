@@ -8,7 +8,11 @@ import { join } from 'node:path';
  * `bridges` (one bridge a line) and `storage` (one path a line; a path under a listed folder
  * exists too).
  */
-export function writeHostTools(stateDir: string, bridges: string[], storagePaths: string[]): { ip: string; ls: string } {
+export function writeHostTools(
+  stateDir: string,
+  bridges: string[],
+  storagePaths: string[],
+): { ip: string; ls: string } {
   const binDir = join(stateDir, 'bin');
   mkdirSync(binDir, { recursive: true, mode: 0o755 });
   writeFileSync(join(stateDir, 'bridges'), bridges.map((bridge) => `${bridge}\n`).join(''));

@@ -1,5 +1,14 @@
 import { randomBytes } from 'node:crypto';
-import { chmodSync, chownSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import {
+  chmodSync,
+  chownSync,
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readFileSync,
+  rmSync,
+  writeFileSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
@@ -59,7 +68,15 @@ export interface LabHost {
 export const defaultLabHosts: LabHostOptions[] = [
   {
     name: 'xen-a',
-    domains: [{ name: 'web01', memoryMiB: 512, vcpus: 1, disks: ['file:/srv/xen/web01.img'], vifs: [{ bridge: 'xenbr0' }] }],
+    domains: [
+      {
+        name: 'web01',
+        memoryMiB: 512,
+        vcpus: 1,
+        disks: ['file:/srv/xen/web01.img'],
+        vifs: [{ bridge: 'xenbr0' }],
+      },
+    ],
   },
   { name: 'xen-b' },
 ];
@@ -99,7 +116,9 @@ export class Lab {
 
   host(name: string): LabHost {
     const host = this.hosts.find((candidate) => candidate.name === name);
-    if (host === undefined) throw new Error(`No lab host named '${name}' (hosts: ${this.hosts.map((h) => h.name).join(', ')}).`);
+    if (host === undefined) {
+      throw new Error(`No lab host named '${name}' (hosts: ${this.hosts.map((h) => h.name).join(', ')}).`);
+    }
     return host;
   }
 
@@ -157,13 +176,17 @@ export class Lab {
           bridges: host.bridges ?? ['xenbr0'],
           domains: host.domains ?? [],
           ...(host.xendConfig === undefined ? {} : { xendConfig: host.xendConfig }),
-          ...(host.transferRateBytesPerSec === undefined ? {} : { transferRateBytesPerSec: host.transferRateBytesPerSec }),
+          ...(host.transferRateBytesPerSec === undefined
+            ? {}
+            : { transferRateBytesPerSec: host.transferRateBytesPerSec }),
         })),
       ),
     });
 
     const authorizedKeys = join(this.dir, 'authorized_keys');
-    writeFileSync(authorizedKeys, `${this.bastionKey.publicLine}\n${hypervisorKey.publicLine}\n`, { mode: 0o644 });
+    writeFileSync(authorizedKeys, `${this.bastionKey.publicLine}\n${hypervisorKey.publicLine}\n`, {
+      mode: 0o644,
+    });
     const knownHosts = layouts.map((l) => `[${l.address}]:${l.sshPort} ${l.hostKey.publicLine}\n`).join('');
 
     for (const layout of layouts) {
@@ -172,7 +195,11 @@ export class Lab {
       writeFileSync(join(sshDir, 'known_hosts'), knownHosts, { mode: 0o644 });
       writeFileSync(join(sshDir, 'id_ed25519'), readFileSync(hypervisorKey.privatePath), { mode: 0o600 });
       chownSync(join(sshDir, 'id_ed25519'), this.account.uid, this.account.gid);
-      writeHostTools(layout.stateDir, layout.host.bridges ?? ['xenbr0'], layout.host.storagePaths ?? ['/srv/xen']);
+      writeHostTools(
+        layout.stateDir,
+        layout.host.bridges ?? ['xenbr0'],
+        layout.host.storagePaths ?? ['/srv/xen'],
+      );
 
       const sshd = new LabSshd({
         name: layout.host.name,
@@ -244,7 +271,11 @@ export class Lab {
     const ports: Array<[string, number]> = [];
     for (const host of this.hosts) {
       if (host.sshd.pid !== undefined) pids.push(host.sshd.pid);
-      ports.push([host.address, host.sshPort], ['127.0.0.1', host.sim.relocationPort], [host.address, host.sim.relocationPort]);
+      ports.push(
+        [host.address, host.sshPort],
+        ['127.0.0.1', host.sim.relocationPort],
+        [host.address, host.sim.relocationPort],
+      );
       await host.sshd.stop();
     }
     for (const pid of this.sessionProcesses()) await killTree(pid, 500);

@@ -1,4 +1,4 @@
-import { readdirSync, readFileSync } from 'node:fs';
+import { readdirSync, readFileSync, readlinkSync } from 'node:fs';
 import { setTimeout as sleep } from 'node:timers/promises';
 
 /** Returns true while a process with this pid exists (a zombie counts as gone). */
@@ -94,4 +94,37 @@ export function processesWithEnv(name: string, value: string): number[] {
     }
   }
   return found;
+}
+
+/**
+ * Returns the TCP ports on which any of `pids` holds a listening IPv4 socket, read from
+ * /proc/<pid>/fd and /proc/net/tcp. Tests use it to prove a tunnel left no listener behind.
+ */
+export function listeningPortsOf(pids: number[]): number[] {
+  const inodes = new Set<string>();
+  for (const pid of pids) {
+    let fds: string[];
+    try {
+      fds = readdirSync(`/proc/${pid}/fd`);
+    } catch {
+      continue;
+    }
+    for (const fd of fds) {
+      try {
+        const match = /^socket:\[(\d+)\]$/.exec(readlinkSync(`/proc/${pid}/fd/${fd}`));
+        if (match?.[1] !== undefined) inodes.add(match[1]);
+      } catch {
+        // The descriptor closed while we read the folder.
+      }
+    }
+  }
+  const ports = new Set<number>();
+  const listenState = '0A';
+  for (const line of readFileSync('/proc/net/tcp', 'utf8').split('\n').slice(1)) {
+    const fields = line.trim().split(/\s+/);
+    const local = fields[1];
+    if (fields[3] !== listenState || local === undefined || !inodes.has(fields[9] ?? '')) continue;
+    ports.add(parseInt(local.split(':')[1] ?? '0', 16));
+  }
+  return [...ports].sort((a, b) => a - b);
 }

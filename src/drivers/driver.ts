@@ -44,9 +44,46 @@ export interface HostCapacity {
   freeMemoryMiB: number;
 }
 
+/** The target side of one migration, ready to receive the stream. */
+export interface PreparedTarget {
+  /** TCP port on the target's loopback that accepts the migration stream. */
+  port: number;
+  /**
+   * Undoes the preparation after a failed migration (for example ends an incoming QEMU that
+   * never received the VM). Not called after a completed migration.
+   */
+  discard(): Promise<void>;
+}
+
+/** Progress a driver reads from the hypervisor itself, where it can. */
+export interface DriverProgress {
+  /** Bytes the hypervisor has sent so far. */
+  transferredBytes?: number;
+  remainingBytes?: number;
+  totalBytes?: number;
+  /** Pages dirtied per second, where the hypervisor reports it. */
+  dirtyPagesRate?: number;
+  /** Expected downtime of the final switch-over, in milliseconds. */
+  expectedDowntimeMs?: number;
+}
+
+/** A migration the driver has started on the source. */
+export interface RunningMigration {
+  /** Settles when the hypervisor's migration has ended; rejects with a FerryError on failure. */
+  readonly done: Promise<void>;
+  /** Reads the hypervisor's own progress; undefined when the driver has none (xm). */
+  progress?(): Promise<DriverProgress | undefined>;
+  /**
+   * Asks the hypervisor to cancel, where it can. Drivers without a cancel (xm) leave it
+   * undefined, and the caller cuts the tunnel instead.
+   */
+  abort?(): Promise<void>;
+}
+
 /**
  * A hypervisor driver: the hypervisor-specific half of a migration. Adding a hypervisor
- * (xl, libvirt, QEMU) means writing one module that implements this.
+ * (xl, libvirt, QEMU) means writing one module that implements this; the migration steps,
+ * tunnels, retries and verification stay the same.
  */
 export interface HypervisorDriver {
   readonly name: string;
@@ -59,14 +96,16 @@ export interface HypervisorDriver {
   missingBridges(shell: HostShell, bridges: string[]): Promise<string[]>;
   /** Returns the paths among `paths` that do not exist on the host. */
   missingStoragePaths(shell: HostShell, paths: string[]): Promise<string[]>;
+  /** Makes the target ready to receive the VM and returns the port the tunnel must reach. */
+  prepareTarget(target: HostShell, vm: string, description: VmDescription): Promise<PreparedTarget>;
   /**
-   * Migrates the VM from `source` into the tunnel that listens on the source's loopback at
-   * `tunnelPort`; resolves when the hypervisor's migrate command has ended.
+   * Starts migrating the VM from `source` into the tunnel that listens on the source's
+   * loopback at `tunnelPort`.
    */
-  migrate(
+  startMigration(
     source: HostShell,
     vm: string,
     tunnelPort: number,
-    options: { timeoutMs: number; signal?: AbortSignal },
-  ): Promise<void>;
+    options: { timeoutMs: number },
+  ): Promise<RunningMigration>;
 }

@@ -12,7 +12,10 @@ export function driverFor(host: HostConfig): HypervisorDriver {
 export type {
   CommandOutput,
   HostShell,
+  DriverProgress,
   HypervisorDriver,
+  PreparedTarget,
+  RunningMigration,
   VmDescription,
   VmObservation,
   VmState,

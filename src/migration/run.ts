@@ -1,7 +1,15 @@
 import type { Logger } from 'pino';
 
 import type { HostConfig, Inventory } from '../config/inventory.js';
-import { driverFor, type HostShell, type HypervisorDriver, type VmObservation } from '../drivers/index.js';
+import {
+  driverFor,
+  type HostShell,
+  type HypervisorDriver,
+  type PreparedTarget,
+  type RunningMigration,
+  type VmDescription,
+  type VmObservation,
+} from '../drivers/index.js';
 import { FerryError, coerceError, isFerryError } from '../errors.js';
 import type { MigrationRequest } from '../jobs/request.js';
 import type { SshConnection } from '../ssh/connection.js';
@@ -114,26 +122,49 @@ export async function runMigrationAttempt(context: AttemptContext): Promise<Atte
     }
     timeouts = phaseTimeouts(request.options.timeouts, preflight.memoryMiB);
 
-    const openedTunnel = await timed('tunnel', timeouts.connectMs, () =>
-      openTunnel(tunnelMode, leases.source.connection, leases.target.connection, source, target),
-    );
+    const description = preflight.description as VmDescription;
+    let prepared: PreparedTarget | undefined;
+    const openedTunnel = await timed('tunnel', timeouts.connectMs, async () => {
+      prepared = await driver.prepareTarget(targetShell, request.vm, description);
+      try {
+        return await openTunnel(
+          tunnelMode,
+          leases.source.connection,
+          leases.target.connection,
+          source,
+          target,
+          prepared.port,
+        );
+      } catch (error) {
+        await discardTarget(prepared, logger);
+        throw error;
+      }
+    });
     tunnel = openedTunnel;
     logger.debug({ tunnelPort: openedTunnel.port, tunnel: tunnelMode }, 'Tunnel open');
 
-    const stopProgress = watchBytes(openedTunnel, context);
     let migrateError: FerryError | undefined;
+    let running: RunningMigration | undefined;
+    const stopProgress = watchProgress(openedTunnel, () => running, context);
     try {
-      await timed('migrate', timeouts.migrateMs, () =>
-        driver.migrate(sourceShell, request.vm, openedTunnel.port, { timeoutMs: timeouts.migrateMs }),
-      );
+      await timed('migrate', timeouts.migrateMs, async () => {
+        running = await driver.startMigration(sourceShell, request.vm, openedTunnel.port, {
+          timeoutMs: timeouts.migrateMs,
+        });
+        await running.done;
+      });
     } catch (thrown) {
       migrateError = explainMigrateFailure(coerceError(thrown), openedTunnel, target);
+      // Ask the hypervisor to stop where it can; closing the tunnel below ends it otherwise.
+      await running
+        ?.abort?.()
+        .catch((error: unknown) => logger.warn({ err: error }, 'Migration abort failed'));
     } finally {
       stopProgress();
     }
     const bytes = openedTunnel.bytes();
 
-    // xm has no cancel: closing the tunnel is what ends a migration that is still running.
+    // For drivers without a cancel (xm), closing the tunnel is what ends a running migration.
     await openedTunnel.close();
     tunnel = undefined;
 
@@ -148,8 +179,9 @@ export async function runMigrationAttempt(context: AttemptContext): Promise<Atte
       context.reportProgress({ phase: 'done', ...withBytes });
       return { status: 'completed', tunnel: tunnelMode, phaseMs, observed: outcome.observed, ...withBytes };
     }
-    if (outcome.kind === 'on-source' && migrateError !== undefined) {
-      throw migrateError.withContext({ observed: outcome.observed });
+    if (outcome.kind === 'on-source') {
+      await discardTarget(prepared, logger);
+      if (migrateError !== undefined) throw migrateError.withContext({ observed: outcome.observed });
     }
     const error =
       migrateError ??
@@ -177,6 +209,10 @@ export async function runMigrationAttempt(context: AttemptContext): Promise<Atte
   }
 }
 
+async function discardTarget(prepared: PreparedTarget | undefined, logger: Logger): Promise<void> {
+  await prepared?.discard().catch((error: unknown) => logger.warn({ err: error }, 'Target clean-up failed'));
+}
+
 async function acquireBoth(pool: SshPool, source: HostConfig, target: HostConfig) {
   const [sourceLease, targetLease] = await Promise.allSettled([pool.acquire(source), pool.acquire(target)]);
   if (sourceLease.status === 'fulfilled' && targetLease.status === 'fulfilled') {
@@ -192,6 +228,7 @@ async function acquireBoth(pool: SshPool, source: HostConfig, target: HostConfig
 interface PreflightResult {
   alreadyOnTarget: boolean;
   memoryMiB?: number;
+  description?: VmDescription;
   observed: ObservedPlacement[];
 }
 
@@ -271,7 +308,7 @@ async function runPreflight(
       },
     );
   }
-  return { alreadyOnTarget: false, memoryMiB: description.memoryMiB, observed };
+  return { alreadyOnTarget: false, memoryMiB: description.memoryMiB, description, observed };
 }
 
 async function openTunnel(
@@ -280,11 +317,12 @@ async function openTunnel(
   targetConnection: SshConnection,
   source: HostConfig,
   target: HostConfig,
+  targetPort: number,
 ): Promise<OpenTunnel> {
   if (mode === 'relay') {
     const relay = await openRelayTunnel(sourceConnection, targetConnection, {
       host: '127.0.0.1',
-      port: target.relocationPort,
+      port: targetPort,
     });
     return {
       port: relay.port,
@@ -309,7 +347,7 @@ async function openTunnel(
     targetAddress: target.address,
     targetSshPort: target.port,
     targetUser: target.user,
-    remotePort: target.relocationPort,
+    remotePort: targetPort,
   });
   return {
     port: direct.port,
@@ -319,16 +357,46 @@ async function openTunnel(
   };
 }
 
-/** Publishes the tunnel's byte count at most every 250 ms; returns the function that stops it. */
-function watchBytes(tunnel: OpenTunnel, context: AttemptContext): () => void {
-  if (tunnel.bytes() === undefined) return () => undefined;
-  let reported = 0;
+/**
+ * Publishes progress every 250 ms: the bytes the relay tunnel counted, or else what the
+ * driver reads from the hypervisor. Returns the function that stops it.
+ */
+function watchProgress(
+  tunnel: OpenTunnel,
+  running: () => RunningMigration | undefined,
+  context: AttemptContext,
+): () => void {
+  let reported = -1;
+  let reading = false;
   const timer = setInterval(() => {
-    const bytes = tunnel.bytes() ?? 0;
-    if (bytes !== reported) {
-      reported = bytes;
-      context.reportProgress({ phase: 'migrate', bytes });
+    const tunnelBytes = tunnel.bytes();
+    if (tunnelBytes !== undefined) {
+      if (tunnelBytes !== reported) {
+        reported = tunnelBytes;
+        context.reportProgress({ phase: 'migrate', bytes: tunnelBytes });
+      }
+      return;
     }
+    const migration = running();
+    if (migration?.progress === undefined || reading) return;
+    reading = true;
+    migration
+      .progress()
+      .then((progress) => {
+        const bytes = progress?.transferredBytes;
+        if (bytes !== undefined && bytes !== reported) {
+          reported = bytes;
+          context.reportProgress({
+            phase: 'migrate',
+            bytes,
+            ...(progress?.totalBytes === undefined ? {} : { totalBytes: progress.totalBytes }),
+          });
+        }
+      })
+      .catch((error: unknown) => context.logger.debug({ err: error }, 'Progress read failed'))
+      .finally(() => {
+        reading = false;
+      });
   }, 250);
   return () => clearInterval(timer);
 }

@@ -77,24 +77,38 @@ export const xmDriver: HypervisorDriver = {
     return paths.filter((path) => !present.has(path));
   },
 
-  async migrate(source, vm, tunnelPort, options) {
-    const args = ['migrate', '--live', `--port=${tunnelPort}`, vm, 'localhost'];
-    const output = await source.run(privileged(source, source.host.commands.xm, args), options);
-    if (output.code === 0) return;
+  async prepareTarget(target) {
+    // xend listens on its relocation port all the time; there is nothing to start or undo.
+    return { port: target.host.relocationPort, discard: async () => undefined };
+  },
 
-    const detail = output.stderr.trim().split('\n').slice(-3).join(' ') || `exit code ${output.code}`;
-    const context = { vm, host: source.host.name };
-    // xm reports failures only as text; this is the one place that text becomes an error code.
-    if (/can't connect: Connection refused/.test(output.stderr)) {
-      throw new FerryError('RELOCATION_REFUSED', `xm migrate could not connect to the tunnel: ${detail}`, {
-        context,
-      });
-    }
-    if (/does not exist/.test(output.stderr)) {
-      throw new FerryError('VM_NOT_FOUND', `VM '${vm}' does not exist on ${source.host.name}.`, { context });
-    }
-    throw new FerryError('MIGRATE_FAILED', `xm migrate failed on ${source.host.name}: ${detail}`, {
-      context,
-    });
+  async startMigration(source, vm, tunnelPort, options) {
+    // xm prints no progress and has no cancel: the tunnel counts bytes, and cutting the tunnel
+    // is the only way to end a running migration.
+    return { done: runXmMigrate(source, vm, tunnelPort, options.timeoutMs) };
   },
 };
+
+async function runXmMigrate(
+  source: HostShell,
+  vm: string,
+  tunnelPort: number,
+  timeoutMs: number,
+): Promise<void> {
+  const args = ['migrate', '--live', `--port=${tunnelPort}`, vm, 'localhost'];
+  const output = await source.run(privileged(source, source.host.commands.xm, args), { timeoutMs });
+  if (output.code === 0) return;
+
+  const detail = output.stderr.trim().split('\n').slice(-3).join(' ') || `exit code ${output.code}`;
+  const context = { vm, host: source.host.name };
+  // xm reports failures only as text; this is the one place that text becomes an error code.
+  if (/can't connect: Connection refused/.test(output.stderr)) {
+    throw new FerryError('RELOCATION_REFUSED', `xm migrate could not connect to the tunnel: ${detail}`, {
+      context,
+    });
+  }
+  if (/does not exist/.test(output.stderr)) {
+    throw new FerryError('VM_NOT_FOUND', `VM '${vm}' does not exist on ${source.host.name}.`, { context });
+  }
+  throw new FerryError('MIGRATE_FAILED', `xm migrate failed on ${source.host.name}: ${detail}`, { context });
+}

@@ -37,6 +37,7 @@ export const errorCodes = {
   VERIFY_FAILED: 'attention',
   REDIS_UNAVAILABLE: 'transient',
   JOB_NOT_FOUND: 'permanent',
+  CANCELLED: 'permanent',
 } as const satisfies Record<string, ErrorClass>;
 
 export type ErrorCode = keyof typeof errorCodes;

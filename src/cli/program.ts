@@ -1,6 +1,7 @@
 /** The `ferry` command line: global options and one subcommand per file. */
 import { Command } from 'commander';
 
+import { addCancelCommand } from './cancel.js';
 import { exitCodesHelp } from './exit.js';
 import { addMigrateCommand } from './migrate.js';
 import { addResultsCommand } from './results.js';
@@ -27,6 +28,7 @@ export function createProgram(): Command {
   // Subcommands are added after the settings above, which they inherit.
   addMigrateCommand(program);
   addStatusCommand(program);
+  addCancelCommand(program);
   addResultsCommand(program);
   addWorkerCommand(program);
   return program;

@@ -89,6 +89,11 @@ export interface HypervisorDriver {
   readonly name: string;
   /** Observes the VM on one host, including an outgoing migration of it. */
   locate(shell: HostShell, vm: string): Promise<VmObservation>;
+  /**
+   * Lists migrations in flight on the host that involve any VM (outgoing or incoming), such as
+   * a `migrating-` domain on xend, so that a new migration can wait for them.
+   */
+  migrationsInFlight(shell: HostShell): Promise<string[]>;
   /** Reads memory, disks and bridges of a VM present on `shell`'s host. */
   describe(shell: HostShell, vm: string): Promise<VmDescription>;
   capacity(shell: HostShell): Promise<HostCapacity>;

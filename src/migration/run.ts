@@ -32,6 +32,11 @@ export interface AttemptContext {
   pool: SshPool;
   logger: Logger;
   reportProgress(progress: MigrationProgress): void;
+  /**
+   * Aborts the attempt: a cancel request, a lost lock lease, or a worker shutting down. The
+   * attempt stops what can be stopped, reconciles, and reports what it observed.
+   */
+  signal?: AbortSignal;
 }
 
 /** How an attempt ended when it did not throw. */

@@ -43,6 +43,20 @@ export const xmDriver: HypervisorDriver = {
     return { host: shell.host.name, state: vmStateOf(row.state), id: row.id, detail: row.state };
   },
 
+  async migrationsInFlight(shell) {
+    const output = await xm(shell, ['list']);
+    if (output.code !== 0) throw commandError(shell, 'xm list', output);
+    // An outgoing migration renames the domain; an incoming one is a paused domain until the
+    // stream ends. A domain paused by an operator looks the same, so it is reported too.
+    return parseXmList(output.stdout)
+      .filter((row) => row.name.startsWith('migrating-') || vmStateOf(row.state) === 'paused')
+      .map((row) =>
+        row.name.startsWith('migrating-')
+          ? `${row.name} (outgoing)`
+          : `${row.name} (paused, possibly incoming)`,
+      );
+  },
+
   async describe(shell, vm) {
     const output = await xm(shell, ['list', '-l', vm]);
     if (output.code !== 0) {

@@ -33,6 +33,8 @@ export const errorCodes = {
   TARGET_STORAGE_MISSING: 'permanent',
   RELOCATION_REFUSED: 'transient',
   RELOCATION_REJECTED: 'permanent',
+  DOMAIN_CONSTRUCTION_FAILED: 'permanent',
+  NO_PROGRESS: 'transient',
   MIGRATE_FAILED: 'transient',
   VERIFY_FAILED: 'attention',
   REDIS_UNAVAILABLE: 'transient',

@@ -29,6 +29,8 @@ const commandsSchema = z
     ip: absolutePath.default('/usr/sbin/ip'),
     /** `ls`, used to check that the VM's storage paths exist. Default /usr/bin/ls. */
     ls: absolutePath.default('/usr/bin/ls'),
+    /** `tail`, used to read the end of xend's log after a failed migration. Default /usr/bin/tail. */
+    tail: absolutePath.default('/usr/bin/tail'),
   })
   .strict();
 
@@ -37,6 +39,11 @@ const directSchema = z
   .object({
     identityFile: absolutePath,
     knownHostsFile: absolutePath,
+    /** Range the free local port of the forward is picked from. Default 20000-29999. */
+    localPorts: z
+      .tuple([port, port])
+      .refine(([low, high]) => low <= high, 'the first port must not be above the second')
+      .optional(),
   })
   .strict();
 
@@ -65,6 +72,14 @@ const hostSchema = z
     relocationPort: port.default(8002),
     /** Run hypervisor commands through `sudo -n`. Default false. */
     sudo: z.boolean().default(false),
+    /**
+     * Folder on the host, writable by the login user, where a running migrate command keeps its
+     * pid, exit status and output, so that it survives a lost SSH connection and stays
+     * observable. Default /var/tmp/ferry.
+     */
+    workDir: absolutePath.default('/var/tmp/ferry'),
+    /** xend's log, read after a failed migration to tell a rejection from a broken stream. */
+    xendLog: absolutePath.default('/var/log/xen/xend.log'),
     commands: commandsSchema.default(() => commandsSchema.parse({})),
     direct: directSchema.optional(),
   })

@@ -1,3 +1,4 @@
+import type { FerryError } from '../errors.js';
 import type { HostConfig } from '../config/inventory.js';
 
 /** Output of one command run on a host. */
@@ -44,6 +45,15 @@ export interface HostCapacity {
   freeMemoryMiB: number;
 }
 
+export interface StartMigrationOptions {
+  /** Time the migration may take, in milliseconds. */
+  timeoutMs: number;
+  /** Job id: names the folder of a detached migrate command on the source. */
+  jobId: string;
+  /** Stops waiting for the migration (the migration itself is ended by abort or the tunnel). */
+  signal?: AbortSignal;
+}
+
 /** The target side of one migration, ready to receive the stream. */
 export interface PreparedTarget {
   /** TCP port on the target's loopback that accepts the migration stream. */
@@ -53,6 +63,11 @@ export interface PreparedTarget {
    * never received the VM). Not called after a completed migration.
    */
   discard(): Promise<void>;
+  /**
+   * Looks on the target for why a migration failed (for xend, its log), returning a permanent
+   * error such as an allow-list rejection, or undefined when the target shows no reason.
+   */
+  diagnose?(): Promise<FerryError | undefined>;
 }
 
 /** Progress a driver reads from the hypervisor itself, where it can. */
@@ -111,6 +126,11 @@ export interface HypervisorDriver {
     source: HostShell,
     vm: string,
     tunnelPort: number,
-    options: { timeoutMs: number },
+    options: StartMigrationOptions,
   ): Promise<RunningMigration>;
+  /**
+   * Tells whether the migrate command that job `jobId` started on `source` still runs, for
+   * drivers whose command outlives the SSH session (xm). Reconciliation waits for it.
+   */
+  migrationRunning?(source: HostShell, jobId: string): Promise<boolean>;
 }

@@ -195,6 +195,9 @@ export class Lab {
       writeFileSync(join(sshDir, 'known_hosts'), knownHosts, { mode: 0o644 });
       writeFileSync(join(sshDir, 'id_ed25519'), readFileSync(hypervisorKey.privatePath), { mode: 0o600 });
       chownSync(join(sshDir, 'id_ed25519'), this.account.uid, this.account.gid);
+      // The login account keeps the files of running migrate commands here.
+      mkdirSync(join(layout.stateDir, 'run'), { mode: 0o755 });
+      chownSync(join(layout.stateDir, 'run'), this.account.uid, this.account.gid);
       writeHostTools(
         layout.stateDir,
         layout.host.bridges ?? ['xenbr0'],
@@ -239,11 +242,14 @@ export class Lab {
         driver: 'xm',
         relocationPort: host.sim.relocationPort,
         sudo: false,
+        workDir: join(host.stateDir, 'run'),
+        xendLog: join(host.stateDir, 'xend.log'),
         commands: {
           xm: host.sim.xmPath,
           ssh: '/usr/bin/ssh',
           ip: join(host.stateDir, 'bin', 'ip'),
           ls: join(host.stateDir, 'bin', 'ls'),
+          tail: '/usr/bin/tail',
         },
         direct: {
           identityFile: join(host.stateDir, 'ssh', 'id_ed25519'),

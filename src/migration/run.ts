@@ -1,21 +1,11 @@
 import type { Logger } from 'pino';
 
 import type { HostConfig, Inventory } from '../config/inventory.js';
-import {
-  driverFor,
-  type HostShell,
-  type HypervisorDriver,
-  type PreparedTarget,
-  type RunningMigration,
-  type VmDescription,
-  type VmObservation,
-} from '../drivers/index.js';
+import { driverFor, type HostShell, type PreparedTarget, type RunningMigration } from '../drivers/index.js';
 import { FerryError, coerceError, isFerryError } from '../errors.js';
 import type { MigrationRequest } from '../jobs/request.js';
 import type { SshConnection } from '../ssh/connection.js';
-import { openDirectTunnel } from '../ssh/direct.js';
-import type { SshPool } from '../ssh/pool.js';
-import { openRelayTunnel } from '../ssh/relay.js';
+import type { SshLease, SshPool } from '../ssh/pool.js';
 import type {
   MigrationPhase,
   MigrationProgress,
@@ -23,42 +13,50 @@ import type {
   ObservedPlacement,
   TunnelMode,
 } from '../types.js';
-import { phaseTimeouts, withTimeout, type PhaseTimeouts } from './phases.js';
+import { phaseTimeouts, withTimeout } from './phases.js';
+import { checkTarget } from './preflight.js';
+import { reconcile, type Decision } from './reconcile.js';
+import { openTunnel, type OpenTunnel } from './tunnel.js';
 
 /** Everything one attempt needs; built by the worker for each job it takes. */
 export interface AttemptContext {
+  jobId: string;
   request: MigrationRequest;
   inventory: Inventory;
   pool: SshPool;
   logger: Logger;
   reportProgress(progress: MigrationProgress): void;
+  /** True when an earlier attempt of this job reached the migrate step. */
+  migrateStartedBefore: boolean;
+  /** Records, durably, that this attempt is about to start the migrate step. */
+  markMigrateStarted(): Promise<void>;
   /**
-   * Aborts the attempt: a cancel request, a lost lock lease, or a worker shutting down. The
-   * attempt stops what can be stopped, reconciles, and reports what it observed.
+   * Aborts the attempt: a cancel request, a lost lock lease, or a worker shutting down. Its
+   * reason is a FerryError (CANCELLED, LEASE_LOST, WORKER_SHUTDOWN). The attempt stops what
+   * can be stopped, reconciles, and reports what it observed.
    */
   signal?: AbortSignal;
+  /** Returns true when the job was cancelled before this attempt; checked before migrating. */
+  isCancelled?(): boolean;
+  /** Aborts the migrate step when the tunnel or driver shows no progress for this long. Default 150 s. */
+  noProgressTimeoutMs?: number;
 }
 
 /** How an attempt ended when it did not throw. */
 export interface AttemptOutcome {
-  status: Extract<MigrationStatus, 'completed' | 'needs-attention'>;
+  status: Extract<MigrationStatus, 'completed' | 'needs-attention' | 'cancelled'>;
   tunnel: TunnelMode;
   bytes?: number;
   phaseMs: Partial<Record<MigrationPhase, number>>;
   observed?: ObservedPlacement[];
-  /** Why a person must look, for `needs-attention`. */
+  /** Why a person must look (`needs-attention`), or what stopped the attempt (`cancelled`). */
   error?: FerryError;
   /** True when the VM was already on the target and nothing was migrated. */
   alreadyDone?: boolean;
 }
 
-/** A tunnel of either mode, as the attempt uses it. */
-interface OpenTunnel {
-  port: number;
-  bytes(): number | undefined;
-  lastError(): FerryError | undefined;
-  close(): Promise<void>;
-}
+/** Default of AttemptContext.noProgressTimeoutMs: KubeVirt cancels after 150 s without progress. */
+export const defaultNoProgressTimeoutMs = 150_000;
 
 function shellFor(connection: SshConnection, host: HostConfig): HostShell {
   return {
@@ -66,28 +64,47 @@ function shellFor(connection: SshConnection, host: HostConfig): HostShell {
     run: async (argv, options) => {
       const output = await connection.exec(argv, {
         ...(options?.timeoutMs === undefined ? {} : { timeoutMs: options.timeoutMs }),
+        ...(options?.signal === undefined ? {} : { signal: options.signal }),
       });
       return { stdout: output.stdout, stderr: output.stderr, code: output.code };
     },
   };
 }
 
-function toPlacement(observation: VmObservation): ObservedPlacement {
-  return {
-    host: observation.host,
-    state: observation.state,
-    ...(observation.detail === undefined ? {} : { detail: observation.detail }),
-  };
+/** Rejects with the signal's reason as soon as it aborts. */
+async function abortable<T>(work: Promise<T>, signal: AbortSignal | undefined): Promise<T> {
+  if (signal === undefined) return work;
+  signal.throwIfAborted();
+  let onAbort: () => void = () => undefined;
+  const aborted = new Promise<never>((_resolve, reject) => {
+    onAbort = () => reject(signal.reason as Error);
+    signal.addEventListener('abort', onAbort, { once: true });
+  });
+  try {
+    return await Promise.race([work, aborted]);
+  } finally {
+    signal.removeEventListener('abort', onAbort);
+  }
+}
+
+function abortReason(signal: AbortSignal | undefined): FerryError | undefined {
+  if (signal?.aborted !== true) return undefined;
+  const reason: unknown = signal.reason;
+  return isFerryError(reason) ? reason : new FerryError('CANCELLED', coerceError(reason).message);
 }
 
 /**
- * Runs one attempt of a migration: connect -> pre-flight -> tunnel -> migrate -> verify, with
- * the tunnel closed on every path. It throws a FerryError when the attempt failed with the VM
- * still running on the source only (the error's class says whether a retry is safe), and
- * returns `needs-attention` when the VM's placement is anything else it cannot explain.
+ * Runs one attempt of a migration: connect -> reconcile and pre-flight -> tunnel -> migrate
+ * -> verify, with the tunnel closed on every path.
+ *
+ * It returns `completed` when the VM runs on the target only (also when an earlier attempt
+ * had already moved it), `cancelled` when a cancel stopped it with the VM on the source, and
+ * `needs-attention` when the VM's placement is anything it cannot explain. It throws a
+ * FerryError when the attempt failed with the VM on the source only, whose class says whether
+ * a retry is safe.
  */
 export async function runMigrationAttempt(context: AttemptContext): Promise<AttemptOutcome> {
-  const { request, inventory, pool, logger } = context;
+  const { request, inventory, pool, logger, signal } = context;
   const source = inventory.host(request.source);
   const target = inventory.host(request.target);
   const driver = driverFor(source);
@@ -100,111 +117,138 @@ export async function runMigrationAttempt(context: AttemptContext): Promise<Atte
     logger.debug({ phase }, 'Phase started');
     const started = performance.now();
     try {
-      return await withTimeout(phase, timeoutMs, work());
+      // Verification runs even after an abort: it is how the attempt learns where the VM is.
+      return await abortable(withTimeout(phase, timeoutMs, work()), phase === 'verify' ? undefined : signal);
     } finally {
-      phaseMs[phase] = Math.round(performance.now() - started);
+      phaseMs[phase] = (phaseMs[phase] ?? 0) + Math.round(performance.now() - started);
     }
   };
+  const outcome = (
+    status: AttemptOutcome['status'],
+    extra: Partial<AttemptOutcome> = {},
+  ): AttemptOutcome => ({
+    status,
+    tunnel: tunnelMode,
+    phaseMs,
+    ...extra,
+  });
 
   const leases = await timed('connect', timeouts.connectMs, () => acquireBoth(pool, source, target));
   let tunnel: OpenTunnel | undefined;
+  let prepared: PreparedTarget | undefined;
   try {
     const sourceShell = shellFor(leases.source.connection, source);
     const targetShell = shellFor(leases.target.connection, target);
-
-    const preflight = await timed('preflight', timeouts.preflightMs, () =>
-      runPreflight(driver, sourceShell, targetShell, request.vm),
-    );
-    if (preflight.alreadyOnTarget) {
-      logger.info({ observed: preflight.observed }, 'VM already runs on the target; nothing to migrate');
-      return {
-        status: 'completed',
-        tunnel: tunnelMode,
-        phaseMs,
-        observed: preflight.observed,
-        alreadyDone: true,
-      };
-    }
-    timeouts = phaseTimeouts(request.options.timeouts, preflight.memoryMiB);
-
-    const description = preflight.description as VmDescription;
-    let prepared: PreparedTarget | undefined;
-    const openedTunnel = await timed('tunnel', timeouts.connectMs, async () => {
-      prepared = await driver.prepareTarget(targetShell, request.vm, description);
-      try {
-        return await openTunnel(
-          tunnelMode,
-          leases.source.connection,
-          leases.target.connection,
-          source,
-          target,
-          prepared.port,
-        );
-      } catch (error) {
-        await discardTarget(prepared, logger);
-        throw error;
-      }
+    const reconcileOptions = (migrateStartedBefore: boolean) => ({
+      vm: request.vm,
+      jobId: context.jobId,
+      migrateStartedBefore,
+      timeoutMs: timeouts.migrateMs,
+      ...(signal === undefined ? {} : { signal }),
     });
-    tunnel = openedTunnel;
+
+    // Reconcile before the attempt: a migration this job started earlier may have moved the
+    // VM already, or still be running detached on the source.
+    const before = await timed('preflight', timeouts.migrateMs, () =>
+      reconcile(driver, sourceShell, targetShell, reconcileOptions(context.migrateStartedBefore)),
+    );
+    const early = earlyOutcome(before.decision, request.vm);
+    if (early !== undefined) {
+      if (early.status === 'completed') {
+        logger.info(
+          { observed: before.observation.placements },
+          'VM already runs on the target; nothing to migrate',
+        );
+      }
+      return outcome(early.status, { observed: before.observation.placements, ...early.extra });
+    }
+
+    const description = await timed('preflight', timeouts.preflightMs, () =>
+      checkTarget(driver, sourceShell, targetShell, request.vm),
+    );
+    timeouts = phaseTimeouts(request.options.timeouts, description.memoryMiB);
+
+    tunnel = await timed('tunnel', timeouts.connectMs, async () => {
+      prepared = await driver.prepareTarget(targetShell, request.vm, description);
+      return openTunnel(
+        tunnelMode,
+        leases.source.connection,
+        leases.target.connection,
+        source,
+        target,
+        prepared.port,
+      );
+    });
+    const openedTunnel = tunnel;
     logger.debug({ tunnelPort: openedTunnel.port, tunnel: tunnelMode }, 'Tunnel open');
 
-    let migrateError: FerryError | undefined;
-    let running: RunningMigration | undefined;
-    const stopProgress = watchProgress(openedTunnel, () => running, context);
-    try {
-      await timed('migrate', timeouts.migrateMs, async () => {
-        running = await driver.startMigration(sourceShell, request.vm, openedTunnel.port, {
-          timeoutMs: timeouts.migrateMs,
-        });
-        await running.done;
+    if (context.isCancelled?.() === true) {
+      await discardTarget(prepared, logger);
+      return outcome('cancelled', {
+        observed: before.observation.placements,
+        error: new FerryError(
+          'CANCELLED',
+          'Cancelled before this attempt migrated; the VM stays on the source.',
+        ),
       });
-    } catch (thrown) {
-      migrateError = explainMigrateFailure(coerceError(thrown), openedTunnel, target);
-      // Ask the hypervisor to stop where it can; closing the tunnel below ends it otherwise.
-      await running
-        ?.abort?.()
-        .catch((error: unknown) => logger.warn({ err: error }, 'Migration abort failed'));
-    } finally {
-      stopProgress();
     }
+    await context.markMigrateStarted();
+    const migrateError = await runMigrateStep(context, {
+      timed,
+      startMigration: (migrateSignal) =>
+        driver.startMigration(sourceShell, request.vm, openedTunnel.port, {
+          timeoutMs: timeouts.migrateMs,
+          jobId: context.jobId,
+          signal: migrateSignal,
+        }),
+      tunnel: openedTunnel,
+      migrateMs: timeouts.migrateMs,
+    });
     const bytes = openedTunnel.bytes();
+    const withBytes = bytes === undefined ? {} : { bytes };
 
     // For drivers without a cancel (xm), closing the tunnel is what ends a running migration.
     await openedTunnel.close();
     tunnel = undefined;
 
-    const outcome = await timed('verify', timeouts.verifyMs, () =>
-      verifyPlacement(driver, sourceShell, targetShell, request.vm, timeouts.verifyMs),
+    // Reconcile after the migrate step, whatever its result: only the hosts tell the truth.
+    const after = await timed('verify', timeouts.migrateMs, () =>
+      reconcile(driver, sourceShell, targetShell, { ...reconcileOptions(true), signal: undefined }),
     );
-    const withBytes = bytes === undefined ? {} : { bytes };
-    if (outcome.kind === 'on-target') {
+    const observed = after.observation.placements;
+    if (after.decision.kind === 'done') {
       if (migrateError !== undefined) {
-        logger.warn({ err: migrateError }, 'Migrate command failed, but the VM runs on the target only');
+        logger.warn({ err: migrateError }, 'Migrate step failed, but the VM runs on the target only');
       }
       context.reportProgress({ phase: 'done', ...withBytes });
-      return { status: 'completed', tunnel: tunnelMode, phaseMs, observed: outcome.observed, ...withBytes };
+      return outcome('completed', { observed, ...withBytes });
     }
-    if (outcome.kind === 'on-source') {
+    if (after.decision.kind === 'migrate') {
+      // The VM runs on the source only: nothing moved, so the error's class decides a retry.
       await discardTarget(prepared, logger);
-      if (migrateError !== undefined) throw migrateError.withContext({ observed: outcome.observed });
+      const cancel = abortReason(signal);
+      if (cancel?.code === 'CANCELLED') {
+        return outcome('cancelled', { observed, error: cancel, ...withBytes });
+      }
+      const diagnosed = await prepared?.diagnose?.().catch(() => undefined);
+      const error =
+        diagnosed ??
+        explainMigrateFailure(migrateError ?? cancel, openedTunnel, target) ??
+        new FerryError(
+          'VERIFY_FAILED',
+          `The migrate step ended, but VM '${request.vm}' still runs on ${source.name}.`,
+        );
+      throw error.withContext({ observed });
     }
-    const error =
-      migrateError ??
-      new FerryError(
-        'VERIFY_FAILED',
-        `After the migrate command, VM '${request.vm}' is not running on ${target.name} alone.`,
-        {
-          context: { vm: request.vm },
-        },
-      );
-    return {
-      status: 'needs-attention',
-      tunnel: tunnelMode,
-      phaseMs,
-      observed: outcome.observed,
-      error,
+    const reason = after.decision.kind === 'attention' ? after.decision.reason : 'placement unclear';
+    return outcome('needs-attention', {
+      observed,
+      error: new FerryError('VERIFY_FAILED', reason, {
+        context: { vm: request.vm },
+        ...(migrateError === undefined ? {} : { cause: migrateError }),
+      }),
       ...withBytes,
-    };
+    });
   } finally {
     if (tunnel !== undefined) {
       await tunnel.close().catch((error: unknown) => logger.warn({ err: error }, 'Tunnel close failed'));
@@ -214,242 +258,187 @@ export async function runMigrationAttempt(context: AttemptContext): Promise<Atte
   }
 }
 
-async function discardTarget(prepared: PreparedTarget | undefined, logger: Logger): Promise<void> {
-  await prepared?.discard().catch((error: unknown) => logger.warn({ err: error }, 'Target clean-up failed'));
+/** Maps a decision made before migrating to the attempt's result, or undefined to go on. */
+function earlyOutcome(
+  decision: Decision,
+  vm: string,
+): { status: AttemptOutcome['status']; extra: Partial<AttemptOutcome> } | undefined {
+  switch (decision.kind) {
+    case 'migrate':
+      return undefined;
+    case 'done':
+      return { status: 'completed', extra: { alreadyDone: true } };
+    case 'reject':
+      throw decision.error;
+    case 'attention':
+      return {
+        status: 'needs-attention',
+        extra: { error: new FerryError('VERIFY_FAILED', decision.reason, { context: { vm } }) },
+      };
+    case 'wait':
+      return {
+        status: 'needs-attention',
+        extra: {
+          error: new FerryError('MIGRATION_IN_FLIGHT', `A migration of VM '${vm}' is still in flight.`),
+        },
+      };
+  }
 }
 
-async function acquireBoth(pool: SshPool, source: HostConfig, target: HostConfig) {
+interface MigrateStep {
+  timed: <T>(phase: MigrationPhase, timeoutMs: number, work: () => Promise<T>) => Promise<T>;
+  startMigration(signal: AbortSignal): Promise<RunningMigration>;
+  tunnel: OpenTunnel;
+  migrateMs: number;
+}
+
+/**
+ * Runs the migrate step and returns its error, if any, instead of throwing: whatever happened,
+ * the caller reconciles next. A cancel, a lost lease, the phase timeout and the no-progress
+ * watchdog all abort it the same way: the driver's abort where it has one, then the tunnel.
+ */
+async function runMigrateStep(context: AttemptContext, step: MigrateStep): Promise<FerryError | undefined> {
+  const controller = new AbortController();
+  const abort = (reason: FerryError): void => {
+    if (!controller.signal.aborted) controller.abort(reason);
+  };
+  const onOuterAbort = (): void =>
+    abort(abortReason(context.signal) ?? new FerryError('CANCELLED', 'Aborted.'));
+  context.signal?.addEventListener('abort', onOuterAbort, { once: true });
+
+  let running: RunningMigration | undefined;
+  const stopWatching = watchProgress(step.tunnel, () => running, context, abort);
+  controller.signal.addEventListener(
+    'abort',
+    () => {
+      void (async () => {
+        await running
+          ?.abort?.()
+          .catch((error: unknown) => context.logger.warn({ err: error }, 'Migration abort failed'));
+        // Without a driver cancel, cutting the tunnel ends the stream and the migrate command.
+        await step.tunnel.close().catch(() => undefined);
+      })();
+    },
+    { once: true },
+  );
+  try {
+    await step.timed('migrate', step.migrateMs, async () => {
+      running = await step.startMigration(controller.signal);
+      await abortable(running.done, controller.signal);
+    });
+    return undefined;
+  } catch (thrown) {
+    const error = isFerryError(thrown)
+      ? thrown
+      : new FerryError('MIGRATE_FAILED', coerceError(thrown).message, { cause: thrown });
+    if (error.code === 'PHASE_TIMEOUT') abort(error);
+    context.logger.warn({ err: error, code: error.code }, 'Migrate step failed; reconciling');
+    // Let an aborted migration wind down before the hosts are observed.
+    await running?.done.catch(() => undefined);
+    return controller.signal.aborted && isFerryError(controller.signal.reason)
+      ? controller.signal.reason
+      : error;
+  } finally {
+    stopWatching();
+    context.signal?.removeEventListener('abort', onOuterAbort);
+  }
+}
+
+function discardTarget(prepared: PreparedTarget | undefined, logger: Logger): Promise<void> {
+  return (prepared?.discard() ?? Promise.resolve()).catch((error: unknown) =>
+    logger.warn({ err: error }, 'Target clean-up failed'),
+  );
+}
+
+async function acquireBoth(
+  pool: SshPool,
+  source: HostConfig,
+  target: HostConfig,
+): Promise<{ source: SshLease; target: SshLease }> {
   const [sourceLease, targetLease] = await Promise.allSettled([pool.acquire(source), pool.acquire(target)]);
   if (sourceLease.status === 'fulfilled' && targetLease.status === 'fulfilled') {
     return { source: sourceLease.value, target: targetLease.value };
   }
   if (sourceLease.status === 'fulfilled') sourceLease.value.release();
   if (targetLease.status === 'fulfilled') targetLease.value.release();
-  const failed =
-    sourceLease.status === 'rejected' ? sourceLease.reason : (targetLease as PromiseRejectedResult).reason;
-  throw failed;
-}
-
-interface PreflightResult {
-  alreadyOnTarget: boolean;
-  memoryMiB?: number;
-  description?: VmDescription;
-  observed: ObservedPlacement[];
-}
-
-async function runPreflight(
-  driver: HypervisorDriver,
-  source: HostShell,
-  target: HostShell,
-  vm: string,
-): Promise<PreflightResult> {
-  const [onSource, onTarget] = await Promise.all([driver.locate(source, vm), driver.locate(target, vm)]);
-  const observed = [toPlacement(onSource), toPlacement(onTarget)];
-  const context = { vm, observed };
-
-  if (onTarget.state === 'running' && onSource.state === 'absent') return { alreadyOnTarget: true, observed };
-  if (onSource.state === 'migrating' || onTarget.state === 'paused') {
-    throw new FerryError(
-      'MIGRATION_IN_FLIGHT',
-      `A migration of VM '${vm}' is already in flight from ${source.host.name}.`,
-      {
-        context: { ...context, host: source.host.name },
-      },
-    );
-  }
-  if (onTarget.state !== 'absent') {
-    throw new FerryError(
-      'VM_ON_TARGET',
-      `VM '${vm}' already exists on ${target.host.name} (state ${onTarget.state}).`,
-      {
-        context: { ...context, host: target.host.name },
-      },
-    );
-  }
-  if (onSource.state === 'absent') {
-    throw new FerryError('VM_NOT_FOUND', `VM '${vm}' does not exist on ${source.host.name}.`, {
-      context: { ...context, host: source.host.name },
-    });
-  }
-  if (onSource.state !== 'running') {
-    throw new FerryError(
-      'VM_NOT_RUNNING',
-      `VM '${vm}' is ${onSource.state} on ${source.host.name}; only a running VM can be live-migrated.`,
-      {
-        context: { ...context, host: source.host.name },
-      },
-    );
-  }
-
-  const description = await driver.describe(source, vm);
-  const [capacity, missingBridges, missingPaths] = await Promise.all([
-    driver.capacity(target),
-    driver.missingBridges(target, description.bridges),
-    driver.missingStoragePaths(target, description.storagePaths),
-  ]);
-  const targetContext = { ...context, host: target.host.name };
-  if (capacity.freeMemoryMiB < description.memoryMiB) {
-    throw new FerryError(
-      'TARGET_MEMORY_SHORT',
-      `${target.host.name} has ${capacity.freeMemoryMiB} MiB free; VM '${vm}' needs ${description.memoryMiB} MiB.`,
-      { context: targetContext },
-    );
-  }
-  if (missingBridges.length > 0) {
-    throw new FerryError(
-      'TARGET_BRIDGE_MISSING',
-      `${target.host.name} lacks the bridge(s) ${missingBridges.join(', ')} that VM '${vm}' uses.`,
-      {
-        context: targetContext,
-      },
-    );
-  }
-  if (missingPaths.length > 0) {
-    throw new FerryError(
-      'TARGET_STORAGE_MISSING',
-      `${target.host.name} cannot reach the storage path(s) ${missingPaths.join(', ')} of VM '${vm}'.`,
-      {
-        context: targetContext,
-      },
-    );
-  }
-  return { alreadyOnTarget: false, memoryMiB: description.memoryMiB, description, observed };
-}
-
-async function openTunnel(
-  mode: TunnelMode,
-  sourceConnection: SshConnection,
-  targetConnection: SshConnection,
-  source: HostConfig,
-  target: HostConfig,
-  targetPort: number,
-): Promise<OpenTunnel> {
-  if (mode === 'relay') {
-    const relay = await openRelayTunnel(sourceConnection, targetConnection, {
-      host: '127.0.0.1',
-      port: targetPort,
-    });
-    return {
-      port: relay.port,
-      bytes: () => relay.bytesForward,
-      lastError: () => relay.lastError,
-      close: () => relay.close(),
-    };
-  }
-  if (source.direct === undefined) {
-    throw new FerryError(
-      'INVALID_INVENTORY',
-      `Host ${source.name} has no 'direct' section, so it cannot open direct-mode tunnels. Add direct.identityFile and direct.knownHostsFile, or use --tunnel relay.`,
-      {
-        context: { host: source.name },
-      },
-    );
-  }
-  const direct = await openDirectTunnel(sourceConnection, {
-    sshPath: source.commands.ssh,
-    identityFile: source.direct.identityFile,
-    knownHostsFile: source.direct.knownHostsFile,
-    targetAddress: target.address,
-    targetSshPort: target.port,
-    targetUser: target.user,
-    remotePort: targetPort,
-  });
-  return {
-    port: direct.port,
-    bytes: () => undefined,
-    lastError: () => undefined,
-    close: () => direct.close(),
-  };
+  throw sourceLease.status === 'rejected'
+    ? sourceLease.reason
+    : (targetLease as PromiseRejectedResult).reason;
 }
 
 /**
  * Publishes progress every 250 ms: the bytes the relay tunnel counted, or else what the
- * driver reads from the hypervisor. Returns the function that stops it.
+ * driver reads from the hypervisor. Aborts the step when neither has moved for the
+ * no-progress timeout. Returns the function that stops it.
  */
 function watchProgress(
   tunnel: OpenTunnel,
   running: () => RunningMigration | undefined,
   context: AttemptContext,
+  abort: (reason: FerryError) => void,
 ): () => void {
+  const limitMs = context.noProgressTimeoutMs ?? defaultNoProgressTimeoutMs;
   let reported = -1;
+  let lastChange = Date.now();
+  let measurable = false;
   let reading = false;
+
+  const record = (progress: MigrationProgress & { bytes: number }): void => {
+    measurable = true;
+    if (progress.bytes !== reported) {
+      reported = progress.bytes;
+      lastChange = Date.now();
+      context.reportProgress(progress);
+    }
+  };
   const timer = setInterval(() => {
     const tunnelBytes = tunnel.bytes();
     if (tunnelBytes !== undefined) {
-      if (tunnelBytes !== reported) {
-        reported = tunnelBytes;
-        context.reportProgress({ phase: 'migrate', bytes: tunnelBytes });
-      }
-      return;
-    }
-    const migration = running();
-    if (migration?.progress === undefined || reading) return;
-    reading = true;
-    migration
-      .progress()
-      .then((progress) => {
-        const bytes = progress?.transferredBytes;
-        if (bytes !== undefined && bytes !== reported) {
-          reported = bytes;
-          context.reportProgress({
-            phase: 'migrate',
-            bytes,
-            ...(progress?.totalBytes === undefined ? {} : { totalBytes: progress.totalBytes }),
+      record({ phase: 'migrate', bytes: tunnelBytes });
+    } else {
+      const migration = running();
+      if (migration?.progress !== undefined && !reading) {
+        reading = true;
+        migration
+          .progress()
+          .then((progress) => {
+            if (progress?.transferredBytes === undefined) return;
+            record({
+              phase: 'migrate',
+              bytes: progress.transferredBytes,
+              ...(progress.totalBytes === undefined ? {} : { totalBytes: progress.totalBytes }),
+            });
+          })
+          .catch((error: unknown) => context.logger.debug({ err: error }, 'Progress read failed'))
+          .finally(() => {
+            reading = false;
           });
-        }
-      })
-      .catch((error: unknown) => context.logger.debug({ err: error }, 'Progress read failed'))
-      .finally(() => {
-        reading = false;
-      });
+      }
+    }
+    // Only a measurable migration can stall visibly; a direct-mode xm migration has no counter.
+    if (measurable && Date.now() - lastChange > limitMs) {
+      abort(
+        new FerryError('NO_PROGRESS', `No migration progress for ${Math.round(limitMs / 1000)} s; aborted.`),
+      );
+    }
   }, 250);
   return () => clearInterval(timer);
 }
 
 /** Prefers what the tunnel saw over the migrate command's text: a refused channel means xend is not listening. */
-function explainMigrateFailure(error: Error, tunnel: OpenTunnel, target: HostConfig): FerryError {
+function explainMigrateFailure(
+  error: FerryError | undefined,
+  tunnel: OpenTunnel,
+  target: HostConfig,
+): FerryError | undefined {
   const tunnelError = tunnel.lastError();
-  if (
-    tunnelError !== undefined &&
-    (tunnelError.code === 'TUNNEL_FAILED' || tunnelError.code === 'RELOCATION_REFUSED')
-  ) {
+  if (tunnelError?.code === 'FORWARDING_PROHIBITED') return tunnelError;
+  if (tunnelError !== undefined && error?.code !== 'NO_PROGRESS' && error?.code !== 'PHASE_TIMEOUT') {
     return new FerryError(
       'RELOCATION_REFUSED',
-      `${target.name} refused the connection to its relocation port ${target.relocationPort}: ${tunnelError.message}`,
-      {
-        context: { host: target.name },
-        cause: error,
-      },
+      `${target.name} refused the connection to its relocation port: ${tunnelError.message}`,
+      { context: { host: target.name }, cause: error ?? tunnelError },
     );
   }
-  if (tunnelError?.code === 'FORWARDING_PROHIBITED') return tunnelError;
-  if (isFerryError(error)) return error;
-  return new FerryError('MIGRATE_FAILED', error.message, { cause: error });
+  return error;
 }
-
-type Placement = { kind: 'on-target' | 'on-source' | 'unclear'; observed: ObservedPlacement[] };
-
-/**
- * Observes both hosts until the VM runs on exactly one of them. A domain still `migrating` or
- * paused on the target is given until `timeoutMs` to settle; anything else is reported as seen.
- */
-async function verifyPlacement(
-  driver: HypervisorDriver,
-  source: HostShell,
-  target: HostShell,
-  vm: string,
-  timeoutMs: number,
-): Promise<Placement> {
-  const deadline = Date.now() + timeoutMs * 0.8;
-  for (;;) {
-    const [onSource, onTarget] = await Promise.all([driver.locate(source, vm), driver.locate(target, vm)]);
-    const observed = [toPlacement(onSource), toPlacement(onTarget)];
-    if (onTarget.state === 'running' && onSource.state === 'absent') return { kind: 'on-target', observed };
-    if (onSource.state === 'running' && onTarget.state === 'absent') return { kind: 'on-source', observed };
-    const settling = onSource.state === 'migrating' || onTarget.state === 'paused';
-    if (!settling || Date.now() > deadline) return { kind: 'unclear', observed };
-    await new Promise((resolve) => setTimeout(resolve, 200));
-  }
-}
-
-export type { PhaseTimeouts };

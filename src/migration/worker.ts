@@ -1,17 +1,18 @@
 import { hostname } from 'node:os';
 
-import { Queue, UnrecoverableError, Worker, type Job } from 'bullmq';
+import { Queue, Worker, type Job } from 'bullmq';
 import type { Logger } from 'pino';
 
 import type { Inventory } from '../config/inventory.js';
-import { FerryError, coerceError, isFerryError } from '../errors.js';
+import { FerryError } from '../errors.js';
+import { cancelChannel } from '../jobs/cancel.js';
 import { createRedisConnection, defaultPrefix, queueName, type MigrationJobData } from '../jobs/queue.js';
-import { ResultStore } from '../jobs/results.js';
-import { createLogger, jobLogger } from '../log.js';
+import { ResultStore, defaultResultRetentionMs } from '../jobs/results.js';
+import { createLogger } from '../log.js';
 import { SshPool } from '../ssh/pool.js';
 import type { MigrationResult } from '../types.js';
 import { defaultRetryBackoff, retryDelayMs, type RetryBackoff } from './backoff.js';
-import { runMigrationAttempt, type AttemptOutcome } from './run.js';
+import { processJob } from './process-job.js';
 
 export interface MigrationWorkerOptions {
   redisUrl: string;
@@ -28,11 +29,25 @@ export interface MigrationWorkerOptions {
   sshIdleTimeoutMs?: number;
   /** Delay between attempts of a job: exponential from baseDelayMs, with jitter. Default 5 s to 5 min. */
   retryBackoff?: Partial<RetryBackoff>;
+  /**
+   * BullMQ job lock, renewed every half of it while a job runs. A job whose worker died is
+   * taken over by another worker once the lock has expired. Default 60 s.
+   */
+  lockDurationMs?: number;
+  /** How often this worker looks for jobs whose worker died. Default 30 s. */
+  stalledIntervalMs?: number;
+  /** Aborts a migration whose tunnel or driver shows no progress for this long. Default 150 s. */
+  noProgressTimeoutMs?: number;
+  /**
+   * How long close() lets running migrations finish before it stops anyway, leaving them to
+   * another worker's reconciliation. Default 10 min.
+   */
+  shutdownGraceMs?: number;
   logger?: Logger;
 }
 
 export interface MigrationWorkerHandle {
-  /** Stops taking jobs and waits for running ones. */
+  /** Stops taking jobs and lets running ones finish within the shutdown grace period. */
   close(): Promise<void>;
   /** Resolves when the worker has stopped (after close(), or once drained with exitWhenDrained). */
   readonly stopped: Promise<void>;
@@ -41,34 +56,72 @@ export interface MigrationWorkerHandle {
 }
 
 /**
- * Starts a worker that takes migration jobs from the queue and runs them. A job that ends for
- * good (completed, failed, needs-attention) has its result written to the result store before
- * BullMQ is told, so that a requester can always read why.
+ * Starts a worker that takes migration jobs from the queue and runs them.
+ *
+ * BullMQ runs a job at least once: a job whose worker died is "stalled" and runs again on
+ * another worker. That is safe here because every attempt reconciles first, from where the
+ * VM is observed to be, and never migrates a VM that already moved or is still moving.
  */
 export async function startMigrationWorker(options: MigrationWorkerOptions): Promise<MigrationWorkerHandle> {
   const prefix = options.prefix ?? defaultPrefix;
   const bastion = options.bastion ?? hostname();
   const logger = options.logger ?? createLogger();
   const connection = createRedisConnection(options.redisUrl, 'worker');
+  const subscriber = createRedisConnection(options.redisUrl, 'worker');
   const results = new ResultStore(connection, { prefix });
   const pool = new SshPool({ idleTimeoutMs: options.sshIdleTimeoutMs ?? 60_000 });
   const backoff: RetryBackoff = { ...defaultRetryBackoff, ...options.retryBackoff };
+  const running = new Map<string, AbortController>();
+
+  // Cancel requests reach the worker that runs the job, on whichever bastion, through Redis.
+  await subscriber.subscribe(cancelChannel(prefix));
+  subscriber.on('message', (_channel: string, jobId: string) => {
+    const controller = running.get(jobId);
+    if (controller === undefined) return;
+    logger.info({ jobId }, 'Cancel request received');
+    controller.abort(new FerryError('CANCELLED', 'Cancelled while running.', { context: { jobId } }));
+  });
 
   const processor = async (job: Job<MigrationJobData, MigrationResult>): Promise<MigrationResult> =>
-    processJob(job, { inventory: options.inventory, pool, results, logger, bastion });
+    processJob(job, {
+      inventory: options.inventory,
+      pool,
+      results,
+      redis: connection,
+      prefix,
+      logger,
+      bastion,
+      retentionSeconds: Math.ceil(defaultResultRetentionMs / 1000),
+      ...(options.noProgressTimeoutMs === undefined
+        ? {}
+        : { noProgressTimeoutMs: options.noProgressTimeoutMs }),
+      track: (jobId, controller) => {
+        running.set(jobId, controller);
+        return () => running.delete(jobId);
+      },
+    });
 
   const worker = new Worker<MigrationJobData, MigrationResult>(queueName, processor, {
     connection: createRedisConnection(options.redisUrl, 'worker'),
     prefix,
     concurrency: options.concurrency ?? 4,
     // Migrations run for minutes to hours; the lock is renewed every lockDuration / 2.
-    lockDuration: 60_000,
-    maxStalledCount: 1,
+    lockDuration: options.lockDurationMs ?? 60_000,
+    stalledInterval: options.stalledIntervalMs ?? 30_000,
+    // A job whose worker died runs again (reconciling first) up to twice more before BullMQ
+    // gives up on it; the 'failed' handler below then records it as needing attention.
+    maxStalledCount: 2,
     settings: {
       backoffStrategy: (attemptsMade: number) => retryDelayMs(attemptsMade, backoff),
     },
   });
   worker.on('error', (error) => logger.error({ err: error }, 'Worker error'));
+  worker.on('failed', (job, error) => {
+    if (job?.id === undefined) return;
+    recordUnexplainedFailure(job, error, results, bastion).catch((recordError: unknown) =>
+      logger.error({ err: recordError, jobId: job.id }, 'Could not record a failed job'),
+    );
+  });
 
   let resolveStopped: () => void = () => undefined;
   const stopped = new Promise<void>((resolve) => {
@@ -77,8 +130,28 @@ export async function startMigrationWorker(options: MigrationWorkerOptions): Pro
   let closing: Promise<void> | undefined;
   const close = async (): Promise<void> => {
     closing ??= (async () => {
-      await worker.close();
+      const graceMs = options.shutdownGraceMs ?? 600_000;
+      logger.info(
+        { bastion, running: [...running.keys()], graceMs },
+        'Worker stopping; running jobs may finish',
+      );
+      let graceTimer: NodeJS.Timeout | undefined;
+      const graceOver = new Promise<'grace-over'>((resolve) => {
+        graceTimer = setTimeout(() => resolve('grace-over'), graceMs);
+      });
+      const ended = await Promise.race([worker.close().then(() => 'closed' as const), graceOver]);
+      clearTimeout(graceTimer);
+      if (ended === 'grace-over') {
+        // The unfinished jobs stay locked until their lock expires; then another worker takes
+        // them over and reconciles from what the hosts show.
+        logger.error(
+          { jobs: [...running.keys()] },
+          'Shutdown grace period over; leaving running migrations to reconciliation',
+        );
+        await worker.close(true);
+      }
       await pool.close();
+      subscriber.disconnect();
       connection.disconnect();
       logger.info({ bastion }, 'Worker stopped');
       resolveStopped();
@@ -86,58 +159,30 @@ export async function startMigrationWorker(options: MigrationWorkerOptions): Pro
     return closing;
   };
 
-  if (options.exitWhenDrained === true) {
-    const queue = new Queue(queueName, { connection, prefix });
-    const checkDrained = async (): Promise<void> => {
-      const counts = await queue.getJobCounts('waiting', 'prioritized', 'delayed', 'active', 'wait');
-      const pending = Object.values(counts).reduce((sum: number, count: number) => sum + count, 0);
-      if (pending === 0) {
-        clearInterval(timer);
-        await queue.close();
-        await close();
-      }
-    };
-    const timer = setInterval(() => {
-      checkDrained().catch((error: unknown) => logger.warn({ err: error }, 'Queue drain check failed'));
-    }, 500);
-    worker.on('drained', () => {
-      checkDrained().catch((error: unknown) => logger.warn({ err: error }, 'Queue drain check failed'));
-    });
-  }
+  if (options.exitWhenDrained === true) watchForDrain(worker, connection, prefix, logger, close);
 
   logger.info({ bastion, prefix, concurrency: options.concurrency ?? 4 }, 'Worker started');
   return { close, stopped, pool };
 }
 
-interface ProcessDependencies {
-  inventory: Inventory;
-  pool: SshPool;
-  results: ResultStore;
-  logger: Logger;
-  bastion: string;
-}
-
-async function processJob(
+/**
+ * Publishes a result for a job that BullMQ failed without one, such as a job that stalled
+ * more often than allowed: nobody observed its VM at the end, so a person must look.
+ */
+async function recordUnexplainedFailure(
   job: Job<MigrationJobData, MigrationResult>,
-  deps: ProcessDependencies,
-): Promise<MigrationResult> {
+  error: Error,
+  results: ResultStore,
+  bastion: string,
+): Promise<void> {
+  const jobId = job.id as string;
+  if (job.attemptsMade < (job.opts.attempts ?? 1) && !/stalled/i.test(error.message)) return;
+  if ((await results.get(jobId)) !== undefined) return;
+  const now = new Date().toISOString();
   const request = job.data;
-  const attempt = job.attemptsMade + 1;
-  const maxAttempts = job.opts.attempts ?? 1;
-  const jobId = job.id ?? 'unknown';
-  const logger = jobLogger(deps.logger, {
+  await results.publish({
     jobId,
-    vm: request.vm,
-    source: request.source,
-    target: request.target,
-    attempt,
-    bastion: deps.bastion,
-  });
-  const startedAt = new Date();
-  logger.debug('Migration attempt started');
-
-  const base = {
-    jobId,
+    status: 'needs-attention',
     vm: request.vm,
     source: request.source,
     target: request.target,
@@ -145,66 +190,36 @@ async function processJob(
     ...(request.reason === undefined ? {} : { reason: request.reason }),
     ...(request.ticket === undefined ? {} : { ticket: request.ticket }),
     tunnel: request.options.tunnel,
-    attempts: attempt,
-    bastion: deps.bastion,
-    startedAt: startedAt.toISOString(),
-  };
+    phaseMs: {},
+    attempts: job.attemptsMade,
+    bastion,
+    startedAt: now,
+    finishedAt: now,
+    error: { code: 'VERIFY_FAILED', message: `The job failed without a verified outcome: ${error.message}` },
+  });
+}
 
-  let outcome: AttemptOutcome;
-  try {
-    outcome = await runMigrationAttempt({
-      request,
-      inventory: deps.inventory,
-      pool: deps.pool,
-      logger,
-      reportProgress: (progress) => {
-        job
-          .updateProgress(progress)
-          .catch((error: unknown) => logger.warn({ err: error }, 'Progress update failed'));
-      },
-    });
-  } catch (thrown) {
-    const error = isFerryError(thrown)
-      ? thrown.withContext({ jobId, attempt })
-      : new FerryError('MIGRATE_FAILED', coerceError(thrown).message, {
-          cause: thrown,
-          context: { jobId, attempt },
-        });
-    if (error.retryable && attempt < maxAttempts) {
-      logger.warn({ err: error, code: error.code }, 'Migration attempt failed; it will be retried');
-      throw error;
+function watchForDrain(
+  worker: Worker,
+  connection: ReturnType<typeof createRedisConnection>,
+  prefix: string,
+  logger: Logger,
+  close: () => Promise<void>,
+): void {
+  const queue = new Queue(queueName, { connection, prefix });
+  const checkDrained = async (): Promise<void> => {
+    const counts = await queue.getJobCounts('waiting', 'prioritized', 'delayed', 'active', 'wait');
+    const pending = Object.values(counts).reduce((sum: number, count: number) => sum + count, 0);
+    if (pending === 0) {
+      clearInterval(timer);
+      await queue.close();
+      await close();
     }
-    const result: MigrationResult = {
-      ...base,
-      status: 'failed',
-      phaseMs: {},
-      finishedAt: new Date().toISOString(),
-      error: { code: error.code, message: error.message },
-      ...(Array.isArray(error.context.observed)
-        ? { observed: error.context.observed as MigrationResult['observed'] }
-        : {}),
-    };
-    await deps.results.publish(result);
-    logger.error({ err: error, code: error.code }, 'Migration failed');
-    throw new UnrecoverableError(`${error.code}: ${error.message}`);
-  }
-
-  const result: MigrationResult = {
-    ...base,
-    status: outcome.status,
-    phaseMs: outcome.phaseMs,
-    finishedAt: new Date().toISOString(),
-    ...(outcome.bytes === undefined ? {} : { bytes: outcome.bytes }),
-    ...(outcome.observed === undefined ? {} : { observed: outcome.observed }),
-    ...(outcome.error === undefined
-      ? {}
-      : { error: { code: outcome.error.code, message: outcome.error.message } }),
   };
-  await deps.results.publish(result);
-  if (result.status === 'completed') {
-    logger.info({ bytes: result.bytes, phaseMs: result.phaseMs }, 'Migration completed');
-    return result;
-  }
-  logger.error({ observed: result.observed, code: result.error?.code }, 'Migration needs attention');
-  throw new UnrecoverableError(`needs-attention: ${result.error?.message ?? 'VM placement unclear'}`);
+  const timer = setInterval(() => {
+    checkDrained().catch((error: unknown) => logger.warn({ err: error }, 'Queue drain check failed'));
+  }, 500);
+  worker.on('drained', () => {
+    checkDrained().catch((error: unknown) => logger.warn({ err: error }, 'Queue drain check failed'));
+  });
 }

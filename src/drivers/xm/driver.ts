@@ -1,4 +1,5 @@
 import { FerryError } from '../../errors.js';
+import { inspectDetached, startDetached, waitDetached, type DetachedExit } from '../detached.js';
 import type { HostShell, HypervisorDriver, VmObservation } from '../driver.js';
 import { parseBridges, parseXmInfo, parseXmList, parseXmListLong, vmStateOf } from './parse.js';
 
@@ -93,36 +94,92 @@ export const xmDriver: HypervisorDriver = {
 
   async prepareTarget(target) {
     // xend listens on its relocation port all the time; there is nothing to start or undo.
-    return { port: target.host.relocationPort, discard: async () => undefined };
+    // The log's last line marks where this migration's entries will begin.
+    const before = await readXendLog(target);
+    return {
+      port: target.host.relocationPort,
+      discard: async () => undefined,
+      diagnose: async () => diagnoseXendLog(target, linesAfter(await readXendLog(target), before)),
+    };
   },
 
   async startMigration(source, vm, tunnelPort, options) {
     // xm prints no progress and has no cancel: the tunnel counts bytes, and cutting the tunnel
-    // is the only way to end a running migration.
-    return { done: runXmMigrate(source, vm, tunnelPort, options.timeoutMs) };
+    // is the only way to end a running migration. The command runs detached, so it outlives a
+    // lost SSH connection and a later attempt can see whether it still runs.
+    const dir = migrationDir(source, options.jobId);
+    const args = ['migrate', '--live', `--port=${tunnelPort}`, vm, 'localhost'];
+    await startDetached(source, dir, privileged(source, source.host.commands.xm, args));
+    const wait = waitDetached(source, dir, {
+      timeoutMs: options.timeoutMs,
+      ...(options.signal === undefined ? {} : { signal: options.signal }),
+    });
+    return { done: wait.then((exit) => checkXmExit(source, vm, exit)) };
+  },
+
+  async migrationRunning(source, jobId) {
+    return (await inspectDetached(source, migrationDir(source, jobId))) === 'running';
   },
 };
 
-async function runXmMigrate(
-  source: HostShell,
-  vm: string,
-  tunnelPort: number,
-  timeoutMs: number,
-): Promise<void> {
-  const args = ['migrate', '--live', `--port=${tunnelPort}`, vm, 'localhost'];
-  const output = await source.run(privileged(source, source.host.commands.xm, args), { timeoutMs });
-  if (output.code === 0) return;
+function migrationDir(shell: HostShell, jobId: string): string {
+  if (!/^[A-Za-z0-9-]{1,64}$/.test(jobId)) {
+    throw new FerryError('INVALID_REQUEST', `Job id '${jobId}' cannot name a folder on ${shell.host.name}.`);
+  }
+  return `${shell.host.workDir.replace(/\/+$/, '')}/${jobId}`;
+}
 
-  const detail = output.stderr.trim().split('\n').slice(-3).join(' ') || `exit code ${output.code}`;
+function checkXmExit(source: HostShell, vm: string, exit: DetachedExit): void {
+  if (exit.code === 0) return;
+  const detail =
+    exit.stderr.split('\n').slice(-3).join(' ') ||
+    (exit.code === null ? 'no exit status' : `exit code ${exit.code}`);
   const context = { vm, host: source.host.name };
   // xm reports failures only as text; this is the one place that text becomes an error code.
-  if (/can't connect: Connection refused/.test(output.stderr)) {
+  if (/can't connect: Connection refused/.test(exit.stderr)) {
     throw new FerryError('RELOCATION_REFUSED', `xm migrate could not connect to the tunnel: ${detail}`, {
       context,
     });
   }
-  if (/does not exist/.test(output.stderr)) {
+  if (/does not exist/.test(exit.stderr)) {
     throw new FerryError('VM_NOT_FOUND', `VM '${vm}' does not exist on ${source.host.name}.`, { context });
   }
   throw new FerryError('MIGRATE_FAILED', `xm migrate failed on ${source.host.name}: ${detail}`, { context });
+}
+
+async function readXendLog(shell: HostShell): Promise<string[]> {
+  const output = await shell.run([shell.host.commands.tail, '-n', '200', '--', shell.host.xendLog], {
+    timeoutMs: 30_000,
+  });
+  // A missing or unreadable log only means there is nothing to diagnose from.
+  return output.code === 0 ? output.stdout.split('\n').filter((line) => line !== '') : [];
+}
+
+/** Returns the lines of `after` that follow the last line of `before`. */
+function linesAfter(after: string[], before: string[]): string[] {
+  const last = before[before.length - 1];
+  if (last === undefined) return after;
+  const index = after.lastIndexOf(last);
+  return index === -1 ? after : after.slice(index + 1);
+}
+
+function diagnoseXendLog(target: HostShell, lines: string[]): FerryError | undefined {
+  const context = { host: target.host.name };
+  const rejected = lines.find((line) => line.includes('Rejected connection from'));
+  if (rejected !== undefined) {
+    return new FerryError(
+      'RELOCATION_REJECTED',
+      `${target.host.name}'s xend rejected the migration stream (${rejected.replace(/^.*Rejected/, 'Rejected')}). The stream arrives from 127.0.0.1 through the tunnel: allow ^localhost$ in xend-relocation-hosts-allow.`,
+      { context },
+    );
+  }
+  if (lines.some((line) => line.includes('Domain construction failed'))) {
+    const balloon = lines.find((line) => /balloon/i.test(line));
+    const code = balloon === undefined ? 'DOMAIN_CONSTRUCTION_FAILED' : 'TARGET_MEMORY_SHORT';
+    const reason = balloon === undefined ? '' : ` (${balloon.replace(/^\[[^\]]*\]\s*/, '')})`;
+    return new FerryError(code, `${target.host.name}'s xend could not construct the domain${reason}.`, {
+      context,
+    });
+  }
+  return undefined;
 }

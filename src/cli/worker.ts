@@ -102,7 +102,9 @@ interface WorkerFlags {
 
 /**
  * Builds the worker's options from flags and the environment: FERRY_REDIS_URL (then REDIS_URL),
- * FERRY_INVENTORY, FERRY_PREFIX, FERRY_CONCURRENCY, FERRY_EXIT_WHEN_DRAINED and FERRY_BASTION.
+ * FERRY_INVENTORY, FERRY_PREFIX, FERRY_CONCURRENCY, FERRY_EXIT_WHEN_DRAINED, FERRY_BASTION, and the
+ * timings FERRY_LOCK_DURATION_MS, FERRY_STALLED_INTERVAL_MS, FERRY_NO_PROGRESS_TIMEOUT_MS and
+ * FERRY_SHUTDOWN_GRACE_MS.
  * Flags win over the environment. Throws INVALID_CONFIG or INVALID_INVENTORY.
  */
 export function workerOptionsFrom(
@@ -136,7 +138,31 @@ export function workerOptionsFrom(
   if (bastion !== undefined && bastion !== '') {
     options.bastion = checkBastion(bastion, flags.bastion === undefined ? 'FERRY_BASTION' : '--bastion');
   }
+  for (const [variable, field] of durationVariables) {
+    const text = env[variable];
+    if (text !== undefined && text !== '') options[field] = parseMilliseconds(text, variable);
+  }
   return options;
+}
+
+/** Timing settings read from the environment, in milliseconds. */
+const durationVariables = [
+  ['FERRY_LOCK_DURATION_MS', 'lockDurationMs'],
+  ['FERRY_STALLED_INTERVAL_MS', 'stalledIntervalMs'],
+  ['FERRY_NO_PROGRESS_TIMEOUT_MS', 'noProgressTimeoutMs'],
+  ['FERRY_SHUTDOWN_GRACE_MS', 'shutdownGraceMs'],
+] as const satisfies ReadonlyArray<readonly [string, keyof MigrationWorkerOptions]>;
+
+function parseMilliseconds(text: string, origin: string): number {
+  const value = /^\d+$/.test(text) ? Number(text) : Number.NaN;
+  if (!Number.isSafeInteger(value) || value < 100) {
+    throw new FerryError(
+      'INVALID_CONFIG',
+      `Invalid ${origin} ${quoteValue(text)}: use a whole number of milliseconds, at least 100.`,
+      { context: { field: origin } },
+    );
+  }
+  return value;
 }
 
 interface WorkerCommandOptions extends GlobalOptions, WorkerFlags {}

@@ -101,8 +101,9 @@ export async function startMigrationWorker(options: MigrationWorkerOptions): Pro
       },
     });
 
+  const workerConnection = createRedisConnection(options.redisUrl, 'worker');
   const worker = new Worker<MigrationJobData, MigrationResult>(queueName, processor, {
-    connection: createRedisConnection(options.redisUrl, 'worker'),
+    connection: workerConnection,
     prefix,
     concurrency: options.concurrency ?? 4,
     // Migrations run for minutes to hours; the lock is renewed every lockDuration / 2.
@@ -152,6 +153,7 @@ export async function startMigrationWorker(options: MigrationWorkerOptions): Pro
       }
       await pool.close();
       subscriber.disconnect();
+      workerConnection.disconnect();
       connection.disconnect();
       logger.info({ bastion }, 'Worker stopped');
       resolveStopped();

@@ -36,7 +36,11 @@ describe('failure classes and cancel', () => {
       hosts: [
         {
           name: 'xen-a',
-          domains: ['web01', 'web02', 'web03', 'web04', 'web05', 'web06'].map((name) => domain(name)),
+          totalMemoryMiB: 16_384,
+          domains: [
+            ...['web01', 'web02', 'web03', 'web04', 'web05', 'web06'].map((name) => domain(name)),
+            domain('big01', 6144),
+          ],
           transferRateBytesPerSec: 1_000_000,
         },
         // The allow list accepts xen-a's address but not localhost, where a tunnel arrives.
@@ -44,7 +48,7 @@ describe('failure classes and cancel', () => {
           name: 'xen-b',
           xendConfig: renderXendConfig({ port: await findFreePort(), hostsAllow: ['^xen-a$'] }),
         },
-        { name: 'xen-c' },
+        { name: 'xen-c', totalMemoryMiB: 16_384 },
         { name: 'xen-d', allowTcpForwarding: false, domains: [domain('db01')] },
       ],
     });
@@ -67,7 +71,11 @@ describe('failure classes and cancel', () => {
   });
 
   /** Starts a worker on its own prefix with an inventory changed by `edit`. */
-  async function workerWith(name: string, edit: (hosts: Record<string, Record<string, unknown>>) => void) {
+  async function workerWith(
+    name: string,
+    edit: (hosts: Record<string, Record<string, unknown>>) => void,
+    options: { noProgressTimeoutMs?: number } = {},
+  ) {
     const data = parseYaml(readFileSync(lab.inventoryPath, 'utf8')) as {
       hosts: Record<string, Record<string, unknown>>;
     };
@@ -83,6 +91,7 @@ describe('failure classes and cancel', () => {
       inventory: edited,
       retryBackoff: { baseDelayMs: 50, maxDelayMs: 200 },
       logger: quiet,
+      ...options,
     });
     extraWorkers.push(handle);
     return { inventory: edited, queue: editedQueue };
@@ -139,6 +148,33 @@ describe('failure classes and cancel', () => {
       expect(placement(lab, 'web02')['xen-a']).toBe('-b----');
     } finally {
       blocker.close();
+    }
+  });
+
+  it('aborts a stalled transfer with the no-progress watchdog', async () => {
+    const edited = await workerWith('watchdog', () => undefined, { noProgressTimeoutMs: 1500 });
+    // 24 MiB at 20 MB/s: far more than the SSH windows and socket buffers hold.
+    lab.host('xen-a').sim.setTransferRate(20_000_000);
+    const jobId = await enqueue(edited.queue, edited.inventory, 'big01', 'xen-a', 'xen-c', { attempts: 1 });
+    await waitForTransfer(edited.queue, jobId, 8192);
+    // Stopping the target's sshd stalls the tunnel without closing it: no bytes, no error.
+    const targetSshd = lab.host('xen-c').sshd.pid as number;
+    const stalled = descendantsOf(targetSshd);
+    for (const pid of stalled) process.kill(pid, 'SIGSTOP');
+    try {
+      await new Promise((resolve) => setTimeout(resolve, 3000));
+    } finally {
+      for (const pid of stalled) process.kill(pid, 'SIGCONT');
+      lab.host('xen-a').sim.setTransferRate(1_000_000);
+    }
+    try {
+      const result = await resultOf(edited.queue, jobId);
+      expect(result.status).toBe('failed');
+      expect(result.error?.code).toBe('NO_PROGRESS');
+      expect(placement(lab, 'big01')['xen-a']).toBe('-b----');
+      expect(placement(lab, 'big01')['xen-c']).toBeUndefined();
+    } finally {
+      await edited.queue.close();
     }
   });
 

@@ -134,6 +134,8 @@ describe('migration end to end', () => {
 
     expect(result.status).toBe('completed');
     expect(result.tunnel).toBe('direct');
+    // Both jobs so far used the same two pooled connections: one handshake per host.
+    expect(worker.pool.handshakes).toBe(2);
     expect(placement('web02')).toEqual({ 'xen-a': undefined, 'xen-b': '-b----', 'xen-c': undefined });
     expect(sshdListeners('xen-a')).toEqual([lab.host('xen-a').sshPort]);
     expect(lab.sessionProcesses()).toEqual([]);

@@ -16,6 +16,15 @@ const osPackages = [
   { name: 'openssh-server', files: ['/usr/sbin/sshd'] },
   { name: 'openssh-client', files: ['/usr/bin/ssh', '/usr/bin/ssh-keygen'] },
   { name: 'procps', files: ['/usr/bin/pkill'] },
+  // Real QEMU VMs in the lab: the emulator (SeaBIOS comes with it), and the assembler and
+  // linker that build the lab's guest kernel.
+  { name: 'qemu-system-x86', files: ['/usr/bin/qemu-system-x86_64'] },
+  { name: 'binutils', files: ['/usr/bin/as', '/usr/bin/ld'] },
+  // The dashboard's browser test (driven by playwright-core), and the checks of the deployment
+  // files: `docker-compose config` parses the compose file, `systemd-analyze verify` the unit.
+  { name: 'chromium', files: ['/usr/bin/chromium'] },
+  { name: 'docker-compose', files: ['/usr/bin/docker-compose'] },
+  { name: 'systemd', files: ['/usr/bin/systemd-analyze'] },
 ];
 
 function run(command, args) {

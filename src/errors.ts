@@ -36,10 +36,15 @@ export const errorCodes = {
   DOMAIN_CONSTRUCTION_FAILED: 'permanent',
   NO_PROGRESS: 'transient',
   MIGRATE_FAILED: 'transient',
+  MIGRATION_STALLED: 'transient',
+  MIGRATION_NOT_CONVERGING: 'permanent',
+  MONITOR_UNAVAILABLE: 'transient',
   VERIFY_FAILED: 'attention',
   REDIS_UNAVAILABLE: 'transient',
   JOB_NOT_FOUND: 'permanent',
   CANCELLED: 'permanent',
+  SLOT_WAIT_TIMEOUT: 'permanent',
+  LEASE_LOST: 'attention',
 } as const satisfies Record<string, ErrorClass>;
 
 export type ErrorCode = keyof typeof errorCodes;

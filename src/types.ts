@@ -46,6 +46,14 @@ export interface MigrationProgress {
   bytes?: number;
   /** Bytes the hypervisor expects to send, when known. */
   totalBytes?: number;
+  /** Bytes the hypervisor still has to send in this pass, where it reports them (QEMU). */
+  remainingBytes?: number;
+  /** Guest pages dirtied per second, where the hypervisor reports it (QEMU). */
+  dirtyPagesRate?: number;
+  /** Downtime the hypervisor expects for the final switch-over, in milliseconds (QEMU). */
+  expectedDowntimeMs?: number;
+  /** Downtime the hypervisor is allowed now, in milliseconds (QEMU, raised when it does not converge). */
+  downtimeLimitMs?: number;
 }
 
 /** Where one host was seen to hold the VM, for results that need a person to look. */
@@ -67,8 +75,10 @@ export interface MigrationResult {
   reason?: string;
   ticket?: string;
   tunnel: TunnelMode;
-  /** Bytes carried through the tunnel, when the tunnel counts them (relay mode). */
+  /** Bytes carried through the tunnel (relay mode), or else sent as the hypervisor counted them (QEMU). */
   bytes?: number;
+  /** Time the VM was paused for the final switch-over, in milliseconds, where the hypervisor measures it (QEMU). */
+  downtimeMs?: number;
   /** Milliseconds spent in each phase of the last attempt. */
   phaseMs: Partial<Record<MigrationPhase, number>>;
   attempts: number;

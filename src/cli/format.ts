@@ -29,7 +29,15 @@ export function printable(text: string): string {
 function describePhase(progress: MigrationProgress): string {
   if (progress.bytes === undefined) return `phase ${progress.phase}`;
   const total = progress.totalBytes === undefined ? '' : ` of ${formatBytes(progress.totalBytes)}`;
-  return `phase ${progress.phase}, ${formatBytes(progress.bytes)}${total} moved`;
+  const parts = [`phase ${progress.phase}`, `${formatBytes(progress.bytes)}${total} moved`];
+  // The hypervisor's own figures, where it reports them (QEMU).
+  if (progress.remainingBytes !== undefined) parts.push(`${formatBytes(progress.remainingBytes)} remaining`);
+  if (progress.dirtyPagesRate !== undefined) parts.push(`${progress.dirtyPagesRate} pages/s dirtied`);
+  if (progress.expectedDowntimeMs !== undefined) {
+    const limit = progress.downtimeLimitMs === undefined ? '' : ` (limit ${progress.downtimeLimitMs} ms)`;
+    parts.push(`expected downtime ${progress.expectedDowntimeMs} ms${limit}`);
+  }
+  return parts.join(', ');
 }
 
 /** Describes a status in one line while waiting, e.g. "running: phase migrate, 1.0 GiB of 4.0 GiB moved". */
@@ -65,6 +73,7 @@ export function describeStatus(report: MigrationStatusReport): string[] {
       `  ran on bastion ${printable(result.bastion)} from ${result.startedAt} to ${result.finishedAt}`,
     );
     if (result.bytes !== undefined) lines.push(`  moved ${formatBytes(result.bytes)}`);
+    if (result.downtimeMs !== undefined) lines.push(`  downtime ${result.downtimeMs} ms`);
     if (result.error !== undefined) {
       lines.push(`  error ${result.error.code}: ${printable(result.error.message)}`);
     }

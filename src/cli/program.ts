@@ -1,8 +1,10 @@
 /** The `ferry` command line: global options and one subcommand per file. */
 import { Command } from 'commander';
 
+import { addApiCommand } from './api.js';
 import { addCancelCommand } from './cancel.js';
 import { exitCodesHelp } from './exit.js';
+import { addLocksCommand } from './locks.js';
 import { addMigrateCommand } from './migrate.js';
 import { addResultsCommand } from './results.js';
 import { addStatusCommand } from './status.js';
@@ -30,6 +32,8 @@ export function createProgram(): Command {
   addStatusCommand(program);
   addCancelCommand(program);
   addResultsCommand(program);
+  addLocksCommand(program);
   addWorkerCommand(program);
+  addApiCommand(program);
   return program;
 }

@@ -98,13 +98,18 @@ interface WorkerFlags {
   concurrency?: number;
   exitWhenDrained?: boolean;
   bastion?: string;
+  maxMigrations?: number;
 }
+
+/** Highest --max-migrations accepted. */
+const maxGlobalCap = 10_000;
 
 /**
  * Builds the worker's options from flags and the environment: FERRY_REDIS_URL (then REDIS_URL),
  * FERRY_INVENTORY, FERRY_PREFIX, FERRY_CONCURRENCY, FERRY_EXIT_WHEN_DRAINED, FERRY_BASTION, and the
  * timings FERRY_LOCK_DURATION_MS, FERRY_STALLED_INTERVAL_MS, FERRY_NO_PROGRESS_TIMEOUT_MS and
- * FERRY_SHUTDOWN_GRACE_MS.
+ * FERRY_SHUTDOWN_GRACE_MS, and the lock scheduler's FERRY_MAX_MIGRATIONS, FERRY_LEASE_MS,
+ * FERRY_SLOT_AGEING_MS and FERRY_SLOT_MAX_WAIT_MS.
  * Flags win over the environment. Throws INVALID_CONFIG or INVALID_INVENTORY.
  */
 export function workerOptionsFrom(
@@ -142,6 +147,12 @@ export function workerOptionsFrom(
     const text = env[variable];
     if (text !== undefined && text !== '') options[field] = parseMilliseconds(text, variable);
   }
+  const maxMigrationsText = env.FERRY_MAX_MIGRATIONS;
+  if (flags.maxMigrations !== undefined) {
+    options.maxMigrations = flags.maxMigrations;
+  } else if (maxMigrationsText !== undefined && maxMigrationsText !== '') {
+    options.maxMigrations = parseMaxMigrations(maxMigrationsText, 'FERRY_MAX_MIGRATIONS');
+  }
   return options;
 }
 
@@ -151,6 +162,9 @@ const durationVariables = [
   ['FERRY_STALLED_INTERVAL_MS', 'stalledIntervalMs'],
   ['FERRY_NO_PROGRESS_TIMEOUT_MS', 'noProgressTimeoutMs'],
   ['FERRY_SHUTDOWN_GRACE_MS', 'shutdownGraceMs'],
+  ['FERRY_LEASE_MS', 'leaseMs'],
+  ['FERRY_SLOT_AGEING_MS', 'slotAgeingMs'],
+  ['FERRY_SLOT_MAX_WAIT_MS', 'slotMaxWaitMs'],
 ] as const satisfies ReadonlyArray<readonly [string, keyof MigrationWorkerOptions]>;
 
 function parseMilliseconds(text: string, origin: string): number {
@@ -159,6 +173,18 @@ function parseMilliseconds(text: string, origin: string): number {
     throw new FerryError(
       'INVALID_CONFIG',
       `Invalid ${origin} ${quoteValue(text)}: use a whole number of milliseconds, at least 100.`,
+      { context: { field: origin } },
+    );
+  }
+  return value;
+}
+
+function parseMaxMigrations(text: string, origin: string): number {
+  const value = /^\d+$/.test(text) ? Number(text) : Number.NaN;
+  if (!Number.isSafeInteger(value) || value < 1 || value > maxGlobalCap) {
+    throw new FerryError(
+      'INVALID_CONFIG',
+      `Invalid ${origin} ${quoteValue(text)}: use a whole number from 1 to ${maxGlobalCap}.`,
       { context: { field: origin } },
     );
   }
@@ -183,6 +209,11 @@ export function addWorkerCommand(program: Command): void {
     .option(
       '--bastion <name>',
       'name of this bastion in results and logs (default: $FERRY_BASTION, then the host name)',
+    )
+    .option(
+      '--max-migrations <n>',
+      `migrations at once across all workers, 1 to ${maxGlobalCap}; give every worker the same value (default: $FERRY_MAX_MIGRATIONS, then no cap)`,
+      wholeNumber(maxGlobalCap),
     )
     .addHelpText(
       'after',

@@ -47,6 +47,68 @@ const directSchema = z
   })
   .strict();
 
+const milliseconds = z.number().int().min(1);
+
+const slotCount = z.number().int().min(1).max(1000);
+
+/**
+ * Migrations this host takes part in at once; every limit is the number of slots a lock
+ * scheduler grants. Without `outgoing` and `incoming`, both directions share `migrations`
+ * slots (default 1). Setting either one counts the directions apart: each direction then gets
+ * its own limit (default 1), and `migrations`, when set, caps both together as well.
+ */
+const limitsSchema = z
+  .object({
+    migrations: slotCount.optional(),
+    outgoing: slotCount.optional(),
+    incoming: slotCount.optional(),
+  })
+  .strict();
+
+/** Settings of a host whose driver is `qemu`. */
+const qemuSchema = z
+  .object({
+    /**
+     * Argument vector that starts a VM's incoming QEMU on this host, run as the login user.
+     * `{vm}` and `{monitor}` in an argument become the VM name and its monitor socket path. The
+     * command must start QEMU with the VM's arguments plus `-incoming defer` and its QMP monitor
+     * on `{monitor}`, and return once QEMU runs (for example through QEMU's -daemonize).
+     */
+    incomingCommand: z
+      .array(
+        z
+          .string()
+          .min(1)
+          .refine((arg) => !/[\0\n]/.test(arg), 'must not contain NUL or newline'),
+      )
+      .min(1)
+      .refine((argv) => isAbsolute(argv[0] ?? ''), 'must start with an absolute path'),
+    /** QMP monitor socket of each VM on this host; `{vm}` becomes the VM name. */
+    monitorSocket: absolutePath.refine((path) => path.includes('{vm}'), 'must contain {vm}'),
+    /** Range the incoming QEMU's port on the host's loopback is picked from. Default 61000-65535. */
+    incomingPorts: z
+      .tuple([port, port])
+      .refine(([low, high]) => low <= high, 'the first port must not be above the second')
+      .default([61000, 65535]),
+    /** Migration bandwidth limit in MiB/s, 0 for none. Default 0. */
+    maxBandwidthMiBps: z.number().int().min(0).default(0),
+    /** Downtime limit a migration starts with, in ms. Default 300, QEMU's own default. */
+    downtimeLimitMs: milliseconds.default(300),
+    /** Downtime limit that a migration which does not converge is raised to at most, in ms. Default 2000. */
+    maxDowntimeLimitMs: milliseconds.default(2000),
+    /** Number of equal steps from downtimeLimitMs to maxDowntimeLimitMs. Default 5. */
+    downtimeSteps: z.number().int().min(0).max(100).default(5),
+    /** Memory passes without converging before each raise, and before giving up at the maximum. Default 3. */
+    passesPerDowntimeStep: z.number().int().min(1).max(1000).default(3),
+    /** A migration that sends no byte for this long is cancelled (migrate_cancel), in ms. Default 60000. */
+    stallTimeoutMs: milliseconds.default(60_000),
+  })
+  .strict()
+  .refine((qemu) => qemu.maxDowntimeLimitMs >= qemu.downtimeLimitMs, {
+    message: 'maxDowntimeLimitMs must not be below downtimeLimitMs',
+    path: ['maxDowntimeLimitMs'],
+  });
+
 const hostSchema = z
   .object({
     address: z
@@ -68,7 +130,7 @@ const hostSchema = z
       )
       .optional(),
     knownHostsFile: absolutePath.optional(),
-    driver: z.enum(['xm']).default('xm'),
+    driver: z.enum(['xm', 'qemu']).default('xm'),
     relocationPort: port.default(8002),
     /** Run hypervisor commands through `sudo -n`. Default false. */
     sudo: z.boolean().default(false),
@@ -82,6 +144,8 @@ const hostSchema = z
     xendLog: absolutePath.default('/var/log/xen/xend.log'),
     commands: commandsSchema.default(() => commandsSchema.parse({})),
     direct: directSchema.optional(),
+    qemu: qemuSchema.optional(),
+    limits: limitsSchema.optional(),
   })
   .strict()
   .superRefine((host, context) => {
@@ -90,6 +154,13 @@ const hostSchema = z
     }
     if ((host.hostKey === undefined) === (host.knownHostsFile === undefined)) {
       context.addIssue({ code: 'custom', message: 'set exactly one of hostKey and knownHostsFile' });
+    }
+    if (host.driver === 'qemu' && host.qemu === undefined) {
+      context.addIssue({
+        code: 'custom',
+        path: ['qemu'],
+        message: 'is required with driver qemu (at least incomingCommand and monitorSocket)',
+      });
     }
   });
 
@@ -115,6 +186,8 @@ const inventorySchema = z
 
 export type HostConfig = z.infer<typeof hostSchema> & { name: string };
 export type HostCommands = z.infer<typeof commandsSchema>;
+export type HostLimits = z.infer<typeof limitsSchema>;
+export type QemuHostSettings = z.infer<typeof qemuSchema>;
 
 /** The validated inventory: every host ferry may touch, by name. */
 export class Inventory {
@@ -188,7 +261,7 @@ export function loadInventory(path: string): Inventory {
   return parseInventory(data, `inventory ${path}`);
 }
 
-/** A host as shown to producers and the API: no credentials, no key paths. */
+/** Returns the view of a host that producers and the API may show: no credentials, no key paths. */
 export function publicHostView(host: HostConfig): { name: string; address: string; driver: string } {
   return { name: host.name, address: host.address, driver: host.driver };
 }

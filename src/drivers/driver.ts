@@ -1,3 +1,5 @@
+import type { Duplex } from 'node:stream';
+
 import type { FerryError } from '../errors.js';
 import type { HostConfig } from '../config/inventory.js';
 
@@ -9,15 +11,21 @@ export interface CommandOutput {
 }
 
 /**
- * What a driver may do on a host: run a command given as an argument vector. The SSH layer
+ * Command runner a driver gets for one host: it runs a command given as an argument vector. The SSH layer
  * quotes every argument; drivers never build shell text.
  */
 export interface HostShell {
   readonly host: HostConfig;
   run(argv: string[], options?: { timeoutMs?: number; signal?: AbortSignal }): Promise<CommandOutput>;
+  /**
+   * Connects to a unix socket on the host (an SSH streamlocal channel), for drivers that talk
+   * to a hypervisor's control socket, such as QEMU's QMP monitor. Throws TUNNEL_FAILED when
+   * nothing listens at `path`, and FORWARDING_PROHIBITED when sshd does not allow it.
+   */
+  openUnixSocket?(path: string): Promise<Duplex>;
 }
 
-/** Where a VM was seen on one host. */
+/** Observed state of a VM on one host. */
 export type VmState = 'running' | 'paused' | 'migrating' | 'stopped' | 'absent';
 
 export interface VmObservation {
@@ -29,7 +37,7 @@ export interface VmObservation {
   detail?: string;
 }
 
-/** What pre-flight needs to know of a VM. */
+/** Facts about a VM that pre-flight checks against the target. */
 export interface VmDescription {
   name: string;
   memoryMiB: number;
@@ -52,6 +60,8 @@ export interface StartMigrationOptions {
   jobId: string;
   /** Stops waiting for the migration (the migration itself is ended by abort or the tunnel). */
   signal?: AbortSignal;
+  /** The target that prepareTarget returned for this migration, for drivers that watch it too. */
+  prepared?: PreparedTarget;
 }
 
 /** The target side of one migration, ready to receive the stream. */
@@ -80,6 +90,16 @@ export interface DriverProgress {
   dirtyPagesRate?: number;
   /** Expected downtime of the final switch-over, in milliseconds. */
   expectedDowntimeMs?: number;
+  /** The downtime the hypervisor is allowed now, in milliseconds, where the driver sets one. */
+  downtimeLimitMs?: number;
+}
+
+/** Figures of a finished migration as the hypervisor measured them. */
+export interface MigrationSummary {
+  /** Bytes the hypervisor sent. */
+  transferredBytes?: number;
+  /** Time the VM was paused for the final switch-over, in milliseconds. */
+  downtimeMs?: number;
 }
 
 /** A migration the driver has started on the source. */
@@ -93,6 +113,8 @@ export interface RunningMigration {
    * undefined, and the caller cuts the tunnel instead.
    */
   abort?(): Promise<void>;
+  /** Returns the hypervisor's figures once `done` has resolved; undefined before or without them (xm). */
+  summary?(): MigrationSummary | undefined;
 }
 
 /**

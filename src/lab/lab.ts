@@ -18,8 +18,9 @@ import { ensureLabAccount, type LabAccount } from './account.js';
 import { writeHostTools } from './host-tools.js';
 import { generateKeyPair, type KeyPair } from './keys.js';
 import { NamesTable } from './names.js';
-import { findFreePort, isListening } from './ports.js';
+import { findPortFreeOn, isListening } from './ports.js';
 import { isAlive, killTree, processesWithEnv } from './processes.js';
+import { LabQemuHost, prepareLabQemu, type LabQemuOptions, type LabQemuShared } from './qemu/host.js';
 import { startRedis, type LabRedis, type LabRedisOptions } from './redis.js';
 import { LabSshd } from './sshd.js';
 import { TransferLog } from './transfers.js';
@@ -43,6 +44,8 @@ export interface LabHostOptions {
   allowTcpForwarding?: boolean;
   /** Sender's rate in bytes per second. Default unlimited. */
   transferRateBytesPerSec?: number;
+  /** Makes the host a QEMU/KVM host (driver qemu) that runs real QEMU VMs of the lab guest. */
+  qemu?: LabQemuOptions;
 }
 
 export interface LabOptions {
@@ -63,6 +66,8 @@ export interface LabHost {
   sshd: LabSshd;
   sim: SimHost;
   stateDir: string;
+  /** The host's QEMU VMs, on a host started with `qemu` options. */
+  qemu?: LabQemuHost;
 }
 
 export const defaultLabHosts: LabHostOptions[] = [
@@ -98,6 +103,8 @@ export class Lab {
   readonly hosts: LabHost[] = [];
   redis: LabRedis | undefined;
   sim: XenSimulator | undefined;
+  /** The guest kernel and VM definitions, once a host with `qemu` options has started. */
+  qemuShared: LabQemuShared | undefined;
   readonly transfers: TransferLog;
   readonly names = new NamesTable();
   readonly id = randomBytes(6).toString('hex');
@@ -157,7 +164,13 @@ export class Lab {
       const stateDir = join(this.dir, 'hosts', host.name);
       mkdirSync(join(stateDir, 'ssh'), { recursive: true, mode: 0o755 });
       const hostKey = generateKeyPair(join(stateDir, 'ssh', 'ssh_host_ed25519_key'), host.name);
-      layouts.push({ host, address, stateDir, hostKey, sshPort: await findFreePort(address) });
+      layouts.push({
+        host,
+        address,
+        stateDir,
+        hostKey,
+        sshPort: await findPortFreeOn([address, '127.0.0.1']),
+      });
     }
 
     this.sim = await startXenSimulator({
@@ -169,7 +182,7 @@ export class Lab {
           name: host.name,
           address,
           stateDir,
-          relocationPort: await findFreePort(),
+          relocationPort: await findPortFreeOn(['127.0.0.1', address]),
           totalMemoryMiB: host.totalMemoryMiB ?? 8192,
           dom0MemoryMiB: host.dom0MemoryMiB ?? 1024,
           storagePaths: host.storagePaths ?? ['/srv/xen'],
@@ -216,6 +229,12 @@ export class Lab {
         labId: this.id,
       });
       await sshd.start();
+      let qemu: LabQemuHost | undefined;
+      if (layout.host.qemu !== undefined) {
+        this.qemuShared ??= prepareLabQemu(this.dir, this.account, this.id);
+        qemu = new LabQemuHost(this.qemuShared, layout.host.name, layout.stateDir, layout.host.qemu);
+        qemu.startConfiguredVms();
+      }
       this.hosts.push({
         name: layout.host.name,
         address: layout.address,
@@ -224,6 +243,7 @@ export class Lab {
         sshd,
         sim: this.sim.host(layout.host.name),
         stateDir: layout.stateDir,
+        ...(qemu === undefined ? {} : { qemu }),
       });
     }
     this.writeInventory();
@@ -239,7 +259,8 @@ export class Lab {
         user: this.account.user,
         identityFile: this.bastionKey.privatePath,
         hostKey: host.hostKey.fingerprint,
-        driver: 'xm',
+        driver: host.qemu === undefined ? 'xm' : 'qemu',
+        ...(host.qemu === undefined ? {} : { qemu: host.qemu.inventorySettings() }),
         relocationPort: host.sim.relocationPort,
         sudo: false,
         workDir: join(host.stateDir, 'run'),

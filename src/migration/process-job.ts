@@ -1,4 +1,4 @@
-import { UnrecoverableError, type Job } from 'bullmq';
+import { UnrecoverableError, WaitingError, type Job } from 'bullmq';
 import type { Redis } from 'ioredis';
 import type { Logger } from 'pino';
 
@@ -7,12 +7,14 @@ import { FerryError, coerceError, isFerryError } from '../errors.js';
 import { cancelKey } from '../jobs/cancel.js';
 import type { MigrationJobData } from '../jobs/queue.js';
 import type { ResultStore } from '../jobs/results.js';
+import { statusAfterLeaseLoss } from '../locks/lease.js';
+import type { LockManager } from '../locks/manager.js';
 import { jobLogger } from '../log.js';
 import type { SshPool } from '../ssh/pool.js';
 import type { MigrationResult } from '../types.js';
 import { runMigrationAttempt, type AttemptOutcome } from './run.js';
 
-/** What processJob needs from the worker that runs it. */
+/** Dependencies that processJob receives from the worker that runs it. */
 export interface ProcessDependencies {
   inventory: Inventory;
   pool: SshPool;
@@ -26,6 +28,8 @@ export interface ProcessDependencies {
   retentionSeconds: number;
   /** Registers the abort controller of a running job, so cancel requests can reach it. */
   track(jobId: string, controller: AbortController): () => void;
+  /** Lock scheduler: the job waits there for its VM lock and host slots, using no attempt. */
+  locks?: LockManager;
 }
 
 /** Redis key that marks a job whose migrate step has started at least once. */
@@ -86,6 +90,8 @@ export async function processJob(
     if (cancelledBy !== null && !migrateStartedBefore) {
       controller.abort(new FerryError('CANCELLED', `Cancelled by ${cancelledBy}.`));
     }
+    // A lost lease aborts the controller with LEASE_LOST. The worker releases after publishing.
+    await deps.locks?.acquire(job, controller, logger);
     outcome = await runMigrationAttempt({
       jobId,
       request,
@@ -108,6 +114,8 @@ export async function processJob(
       },
     });
   } catch (thrown) {
+    // A job that waited for its locks when the worker began to stop is back in the queue.
+    if (thrown instanceof WaitingError) throw thrown;
     const error = isFerryError(thrown)
       ? thrown.withContext({ jobId, attempt })
       : new FerryError('MIGRATE_FAILED', coerceError(thrown).message, {
@@ -131,7 +139,10 @@ export async function processJob(
     }
     await publish({
       ...base,
-      status: 'failed',
+      status:
+        error.code === 'LEASE_LOST'
+          ? statusAfterLeaseLoss(error.context.observed, request.source, request.target)
+          : 'failed',
       phaseMs: {},
       finishedAt: new Date().toISOString(),
       error: errorOf(error),
@@ -151,12 +162,18 @@ export async function processJob(
     phaseMs: outcome.phaseMs,
     finishedAt: new Date().toISOString(),
     ...(outcome.bytes === undefined ? {} : { bytes: outcome.bytes }),
+    ...(outcome.downtimeMs === undefined ? {} : { downtimeMs: outcome.downtimeMs }),
     ...(outcome.observed === undefined ? {} : { observed: outcome.observed }),
     ...(outcome.error === undefined ? {} : { error: errorOf(outcome.error) }),
   });
   if (result.status === 'completed') {
     logger.info(
-      { bytes: result.bytes, phaseMs: result.phaseMs, alreadyDone: outcome.alreadyDone },
+      {
+        bytes: result.bytes,
+        downtimeMs: result.downtimeMs,
+        phaseMs: result.phaseMs,
+        alreadyDone: outcome.alreadyDone,
+      },
       'Migration completed',
     );
     return result;

@@ -42,14 +42,16 @@ export interface AttemptContext {
   noProgressTimeoutMs?: number;
 }
 
-/** How an attempt ended when it did not throw. */
+/** Result of an attempt that did not throw. */
 export interface AttemptOutcome {
   status: Extract<MigrationStatus, 'completed' | 'needs-attention' | 'cancelled'>;
   tunnel: TunnelMode;
   bytes?: number;
+  /** Downtime of the final switch-over, in milliseconds, where the driver measures it. */
+  downtimeMs?: number;
   phaseMs: Partial<Record<MigrationPhase, number>>;
   observed?: ObservedPlacement[];
-  /** Why a person must look (`needs-attention`), or what stopped the attempt (`cancelled`). */
+  /** Reason a person must look (`needs-attention`), or the cause that stopped the attempt (`cancelled`). */
   error?: FerryError;
   /** True when the VM was already on the target and nothing was migrated. */
   alreadyDone?: boolean;
@@ -58,7 +60,7 @@ export interface AttemptOutcome {
 /** Default of AttemptContext.noProgressTimeoutMs: KubeVirt cancels after 150 s without progress. */
 export const defaultNoProgressTimeoutMs = 150_000;
 
-function shellFor(connection: SshConnection, host: HostConfig): HostShell {
+export function shellFor(connection: SshConnection, host: HostConfig): HostShell {
   return {
     host,
     run: async (argv, options) => {
@@ -68,6 +70,7 @@ function shellFor(connection: SshConnection, host: HostConfig): HostShell {
       });
       return { stdout: output.stdout, stderr: output.stderr, code: output.code };
     },
+    openUnixSocket: (path) => connection.openUnixSocket(path),
   };
 }
 
@@ -97,9 +100,9 @@ function abortReason(signal: AbortSignal | undefined): FerryError | undefined {
  * Runs one attempt of a migration: connect -> reconcile and pre-flight -> tunnel -> migrate
  * -> verify, with the tunnel closed on every path.
  *
- * It returns `completed` when the VM runs on the target only (also when an earlier attempt
- * had already moved it), `cancelled` when a cancel stopped it with the VM on the source, and
- * `needs-attention` when the VM's placement is anything it cannot explain. It throws a
+ * It returns `completed` when the VM runs on the target only, also when an earlier attempt
+ * had already moved it. It returns `cancelled` when a cancel stopped it with the VM on the
+ * source, and `needs-attention` when the VM's placement is anything it cannot explain. It throws a
  * FerryError when the attempt failed with the VM on the source only, whose class says whether
  * a retry is safe.
  */
@@ -170,14 +173,20 @@ export async function runMigrationAttempt(context: AttemptContext): Promise<Atte
 
     tunnel = await timed('tunnel', timeouts.connectMs, async () => {
       prepared = await driver.prepareTarget(targetShell, request.vm, description);
-      return openTunnel(
-        tunnelMode,
-        leases.source.connection,
-        leases.target.connection,
-        source,
-        target,
-        prepared.port,
-      );
+      try {
+        return await openTunnel(
+          tunnelMode,
+          leases.source.connection,
+          leases.target.connection,
+          source,
+          target,
+          prepared.port,
+        );
+      } catch (error) {
+        // An incoming QEMU left waiting would look like a migration in flight to the next attempt.
+        await discardTarget(prepared, logger);
+        throw error;
+      }
     });
     const openedTunnel = tunnel;
     logger.debug({ tunnelPort: openedTunnel.port, tunnel: tunnelMode }, 'Tunnel open');
@@ -193,19 +202,27 @@ export async function runMigrationAttempt(context: AttemptContext): Promise<Atte
       });
     }
     await context.markMigrateStarted();
+    let running: RunningMigration | undefined;
     const migrateError = await runMigrateStep(context, {
       timed,
-      startMigration: (migrateSignal) =>
-        driver.startMigration(sourceShell, request.vm, openedTunnel.port, {
+      startMigration: async (migrateSignal) => {
+        running = await driver.startMigration(sourceShell, request.vm, openedTunnel.port, {
           timeoutMs: timeouts.migrateMs,
           jobId: context.jobId,
           signal: migrateSignal,
-        }),
+          prepared,
+        });
+        return running;
+      },
       tunnel: openedTunnel,
       migrateMs: timeouts.migrateMs,
     });
-    const bytes = openedTunnel.bytes();
-    const withBytes = bytes === undefined ? {} : { bytes };
+    const summary = running?.summary?.();
+    const bytes = openedTunnel.bytes() ?? summary?.transferredBytes;
+    const withBytes = {
+      ...(bytes === undefined ? {} : { bytes }),
+      ...(summary?.downtimeMs === undefined ? {} : { downtimeMs: summary.downtimeMs }),
+    };
 
     // For drivers without a cancel (xm), closing the tunnel is what ends a running migration.
     await openedTunnel.close();
@@ -220,7 +237,7 @@ export async function runMigrationAttempt(context: AttemptContext): Promise<Atte
       if (migrateError !== undefined) {
         logger.warn({ err: migrateError }, 'Migrate step failed, but the VM runs on the target only');
       }
-      context.reportProgress({ phase: 'done', ...withBytes });
+      context.reportProgress({ phase: 'done', ...(bytes === undefined ? {} : { bytes }) });
       return outcome('completed', { observed, ...withBytes });
     }
     if (after.decision.kind === 'migrate') {
@@ -368,8 +385,9 @@ async function acquireBoth(
 
 /**
  * Publishes progress every 250 ms: the bytes the relay tunnel counted, or else what the
- * driver reads from the hypervisor. Aborts the step when neither has moved for the
- * no-progress timeout. Returns the function that stops it.
+ * driver reads from the hypervisor, with the driver's other figures where it has them. Aborts
+ * the step when neither has moved for the no-progress timeout. Returns the function that stops
+ * it.
  */
 function watchProgress(
   tunnel: OpenTunnel,
@@ -383,37 +401,44 @@ function watchProgress(
   let measurable = false;
   let reading = false;
 
+  // The hypervisor's own figures (QEMU: remaining bytes, dirty rate, expected downtime) go
+  // along with the byte count, in relay mode too.
+  let detail: Omit<MigrationProgress, 'phase' | 'bytes'> = {};
   const record = (progress: MigrationProgress & { bytes: number }): void => {
     measurable = true;
     if (progress.bytes !== reported) {
       reported = progress.bytes;
       lastChange = Date.now();
-      context.reportProgress(progress);
+      context.reportProgress({ ...detail, ...progress });
     }
   };
   const timer = setInterval(() => {
     const tunnelBytes = tunnel.bytes();
-    if (tunnelBytes !== undefined) {
-      record({ phase: 'migrate', bytes: tunnelBytes });
-    } else {
-      const migration = running();
-      if (migration?.progress !== undefined && !reading) {
-        reading = true;
-        migration
-          .progress()
-          .then((progress) => {
-            if (progress?.transferredBytes === undefined) return;
-            record({
-              phase: 'migrate',
-              bytes: progress.transferredBytes,
-              ...(progress.totalBytes === undefined ? {} : { totalBytes: progress.totalBytes }),
-            });
-          })
-          .catch((error: unknown) => context.logger.debug({ err: error }, 'Progress read failed'))
-          .finally(() => {
-            reading = false;
-          });
-      }
+    if (tunnelBytes !== undefined) record({ phase: 'migrate', bytes: tunnelBytes });
+    const migration = running();
+    if (migration?.progress !== undefined && !reading) {
+      reading = true;
+      migration
+        .progress()
+        .then((progress) => {
+          if (progress === undefined) return;
+          detail = {
+            ...(progress.totalBytes === undefined ? {} : { totalBytes: progress.totalBytes }),
+            ...(progress.remainingBytes === undefined ? {} : { remainingBytes: progress.remainingBytes }),
+            ...(progress.dirtyPagesRate === undefined ? {} : { dirtyPagesRate: progress.dirtyPagesRate }),
+            ...(progress.expectedDowntimeMs === undefined
+              ? {}
+              : { expectedDowntimeMs: progress.expectedDowntimeMs }),
+            ...(progress.downtimeLimitMs === undefined ? {} : { downtimeLimitMs: progress.downtimeLimitMs }),
+          };
+          if (tunnel.bytes() === undefined && progress.transferredBytes !== undefined) {
+            record({ phase: 'migrate', bytes: progress.transferredBytes });
+          }
+        })
+        .catch((error: unknown) => context.logger.debug({ err: error }, 'Progress read failed'))
+        .finally(() => {
+          reading = false;
+        });
     }
     // Only a measurable migration can stall visibly; a direct-mode xm migration has no counter.
     if (measurable && Date.now() - lastChange > limitMs) {
@@ -433,7 +458,9 @@ function explainMigrateFailure(
 ): FerryError | undefined {
   const tunnelError = tunnel.lastError();
   if (tunnelError?.code === 'FORWARDING_PROHIBITED') return tunnelError;
-  if (tunnelError !== undefined && error?.code !== 'NO_PROGRESS' && error?.code !== 'PHASE_TIMEOUT') {
+  // These errors give the reason the migration ended, and a tunnel error seen meanwhile follows from it.
+  const decided = ['NO_PROGRESS', 'PHASE_TIMEOUT', 'MIGRATION_STALLED', 'MIGRATION_NOT_CONVERGING'];
+  if (tunnelError !== undefined && !decided.includes(error?.code ?? '')) {
     return new FerryError(
       'RELOCATION_REFUSED',
       `${target.name} refused the connection to its relocation port: ${tunnelError.message}`,

@@ -8,6 +8,7 @@ import { FerryError } from '../errors.js';
 import { cancelChannel } from '../jobs/cancel.js';
 import { createRedisConnection, defaultPrefix, queueName, type MigrationJobData } from '../jobs/queue.js';
 import { ResultStore, defaultResultRetentionMs } from '../jobs/results.js';
+import { LockManager } from '../locks/manager.js';
 import { createLogger } from '../log.js';
 import { SshPool } from '../ssh/pool.js';
 import type { MigrationResult } from '../types.js';
@@ -43,6 +44,17 @@ export interface MigrationWorkerOptions {
    * another worker's reconciliation. Default 10 min.
    */
   shutdownGraceMs?: number;
+  /**
+   * Lease of a job's VM lock and host slots, renewed every sixth of it. A lease that no worker
+   * renews frees them after this long. Default 30 s.
+   */
+  leaseMs?: number;
+  /** A job that has waited this long for its host slots reserves them against newer jobs. Default 10 min. */
+  slotAgeingMs?: number;
+  /** A job that has waited this long for its VM lock and host slots fails. Default 6 h. */
+  slotMaxWaitMs?: number;
+  /** Migrations at once across all workers and hosts; give every worker the same value. Default no cap. */
+  maxMigrations?: number;
   logger?: Logger;
 }
 
@@ -72,6 +84,18 @@ export async function startMigrationWorker(options: MigrationWorkerOptions): Pro
   const pool = new SshPool({ idleTimeoutMs: options.sshIdleTimeoutMs ?? 60_000 });
   const backoff: RetryBackoff = { ...defaultRetryBackoff, ...options.retryBackoff };
   const running = new Map<string, AbortController>();
+  const locks = await LockManager.start({
+    redisUrl: options.redisUrl,
+    prefix,
+    inventory: options.inventory,
+    bastion,
+    logger,
+    pool,
+    leaseMs: options.leaseMs,
+    ageingMs: options.slotAgeingMs,
+    maxWaitMs: options.slotMaxWaitMs,
+    maxMigrations: options.maxMigrations,
+  });
 
   // Cancel requests reach the worker that runs the job, on whichever bastion, through Redis.
   await subscriber.subscribe(cancelChannel(prefix));
@@ -99,7 +123,9 @@ export async function startMigrationWorker(options: MigrationWorkerOptions): Pro
         running.set(jobId, controller);
         return () => running.delete(jobId);
       },
-    });
+      locks,
+      // Released only after processJob has published the result.
+    }).finally(() => locks.release(job.id ?? ''));
 
   const workerConnection = createRedisConnection(options.redisUrl, 'worker');
   const worker = new Worker<MigrationJobData, MigrationResult>(queueName, processor, {
@@ -140,6 +166,8 @@ export async function startMigrationWorker(options: MigrationWorkerOptions): Pro
       const graceOver = new Promise<'grace-over'>((resolve) => {
         graceTimer = setTimeout(() => resolve('grace-over'), graceMs);
       });
+      // Jobs still waiting for their locks go back to the queue instead of holding up the stop.
+      locks.stopWaiting();
       const ended = await Promise.race([worker.close().then(() => 'closed' as const), graceOver]);
       clearTimeout(graceTimer);
       if (ended === 'grace-over') {
@@ -152,6 +180,7 @@ export async function startMigrationWorker(options: MigrationWorkerOptions): Pro
         await worker.close(true);
       }
       await pool.close();
+      await locks.close();
       subscriber.disconnect();
       workerConnection.disconnect();
       connection.disconnect();
@@ -169,7 +198,7 @@ export async function startMigrationWorker(options: MigrationWorkerOptions): Pro
 
 /**
  * Publishes a result for a job that BullMQ failed without one, such as a job that stalled
- * more often than allowed: nobody observed its VM at the end, so a person must look.
+ * more often than allowed: no worker observed its VM at the end, so a person must look.
  */
 async function recordUnexplainedFailure(
   job: Job<MigrationJobData, MigrationResult>,

@@ -74,6 +74,8 @@ export class SshConnection extends EventEmitter<SshConnectionEvents> {
     client: Client,
     readonly target: Readonly<SshTarget>,
     options: CompiledConnectOptions,
+    /** Cipher the key exchange chose for data sent to the host, as SSH names it. */
+    readonly cipher: string | undefined,
   ) {
     super();
     this.#client = client;
@@ -109,8 +111,8 @@ export class SshConnection extends EventEmitter<SshConnectionEvents> {
     const pin = await loadHostKeyPin(target);
     options.signal?.throwIfAborted();
 
-    const client = await handshake(target, compiled, credentials, pin, options.signal);
-    return new SshConnection(client, target, compiled);
+    const { client, cipher } = await handshake(target, compiled, credentials, pin, options.signal);
+    return new SshConnection(client, target, compiled, cipher);
   }
 
   /** True once close() or destroy() was called or the connection ended; no new work starts then. */
@@ -232,6 +234,35 @@ export class SshConnection extends EventEmitter<SshConnectionEvents> {
         });
       } catch (error) {
         reject(this.#channelError('open a forwarded channel', error));
+      }
+    });
+  }
+
+  /**
+   * Opens a channel to a unix socket on the host (OpenSSH's direct-streamlocal extension):
+   * sshd connects to `path` as the login user and the channel carries that stream. Throws
+   * FORWARDING_PROHIBITED when sshd rejects it administratively (AllowStreamLocalForwarding
+   * no), and TUNNEL_FAILED when the connect fails, which is also how a missing socket shows.
+   */
+  async openUnixSocket(path: string): Promise<ClientChannel> {
+    this.#assertOpen('open a unix socket channel');
+    return new Promise<ClientChannel>((resolve, reject) => {
+      try {
+        this.#client.openssh_forwardOutStreamLocal(path, (error, channel) => {
+          if (error === undefined || error === null) resolve(channel);
+          else if (this.closed) reject(this.#channelError('open a unix socket channel', error));
+          else if ((error as Ssh2Error).reason === 1) {
+            reject(
+              new FerryError(
+                'FORWARDING_PROHIBITED',
+                `sshd on '${this.target.name}' refused a channel to the unix socket ${path} (administratively prohibited); set AllowStreamLocalForwarding yes (or local) there.`,
+                { context: { host: this.target.name, destination: path }, cause: error },
+              ),
+            );
+          } else reject(forwardOutError(error as Ssh2Error, this.target, path));
+        });
+      } catch (error) {
+        reject(this.#channelError('open a unix socket channel', error));
       }
     });
   }

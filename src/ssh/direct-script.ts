@@ -75,6 +75,12 @@ export const listeningLine = /Local forwarding listening on 127\.0\.0\.1 port (\
  */
 export const sessionLine = /^debug1: Entering interactive session\./;
 
+/**
+ * The cipher OpenSSH -v reports for the client-to-server direction, as in
+ * `debug1: kex: client->server cipher: aes128-gcm@openssh.com MAC: <implicit> compression: none`.
+ */
+export const cipherLine = /^debug1: kex: client->server cipher: (\S+) /;
+
 /** A forwarded connection whose far end failed: `channel 2: open failed: connect failed: Connection refused`. */
 export const openFailedLine = /channel \d+: open failed: (.*)$/;
 

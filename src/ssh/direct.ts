@@ -19,7 +19,9 @@ import type { ClientChannel } from 'ssh2';
 
 import { FerryError, isFerryError } from '../errors.js';
 import type { SshConnection } from './connection.js';
+import { openSshCipherOrder } from './ciphers.js';
 import {
+  cipherLine,
   classifySshExit,
   listeningLine,
   openFailedLine,
@@ -69,6 +71,8 @@ export interface DirectTunnel {
   readonly port: number;
   /** Pid of the ssh process on the source host. */
   readonly remotePid: number;
+  /** Cipher that ssh and the target's sshd agreed on, from ssh's -v output. */
+  readonly cipher: string | undefined;
   /** Set when ssh reported a failed forwarded connection or exited on its own. */
   readonly lastError: FerryError | undefined;
   /** Ends ssh, then checks on the source host that it is gone; idempotent. */
@@ -117,6 +121,7 @@ export async function openDirectTunnel(source: SshConnection, spec: DirectTunnel
 
 class Direct implements DirectTunnel {
   remotePid = 0;
+  cipher: string | undefined;
   lastError: FerryError | undefined;
   readonly #stderr = new StderrLog();
   readonly #hop: DirectHop;
@@ -157,6 +162,9 @@ class Direct implements DirectTunnel {
       `UserKnownHostsFile=${spec.knownHostsFile}`,
       '-o',
       'IdentitiesOnly=yes',
+      // AES-GCM first (see ciphers.ts); OpenSSH's other default ciphers stay as fallbacks.
+      '-o',
+      `Ciphers=${openSshCipherOrder}`,
       '-o',
       // ssh gives up on an unreachable target by itself, well before readyTimeoutMs.
       `ConnectTimeout=${connectTimeoutSeconds}`,
@@ -231,6 +239,8 @@ class Direct implements DirectTunnel {
       channel.stderr.setEncoding('utf8');
       channel.stderr.on('data', (chunk: string) =>
         this.#stderr.add(chunk, (line) => {
+          const negotiated = cipherLine.exec(line);
+          if (negotiated !== null) this.cipher = negotiated[1];
           const bound = listeningLine.exec(line);
           if (bound !== null && Number(bound[1]) === this.port) listening = true;
           if (sessionLine.test(line)) {

@@ -7,11 +7,18 @@ import ssh2 from 'ssh2';
 import type { ConnectConfig } from 'ssh2';
 
 import { FerryError } from '../errors.js';
+import { ssh2CipherOrder } from './ciphers.js';
 import { connectError, type Ssh2Error } from './connect-errors.js';
 import { checkHostKey, type HostKeyPin } from './host-key.js';
 import type { Credentials } from './identity.js';
 import type { CompiledConnectOptions } from './options.js';
 import type { SshTarget } from './target.js';
+
+/** An authenticated client and the cipher its key exchange chose for data sent to the host. */
+export interface Handshake {
+  client: ssh2.Client;
+  cipher: string | undefined;
+}
 
 /**
  * Connects an ssh2 Client and resolves once it is authenticated. The host key is checked
@@ -24,9 +31,10 @@ export function handshake(
   credentials: Credentials,
   pin: HostKeyPin,
   signal: AbortSignal | undefined,
-): Promise<ssh2.Client> {
-  return new Promise<ssh2.Client>((resolve, reject) => {
+): Promise<Handshake> {
+  return new Promise<Handshake>((resolve, reject) => {
     const client = new ssh2.Client();
+    let cipher: string | undefined;
     let hostKeyError: FerryError | undefined;
     let socketConnected = false;
     let settled = false;
@@ -43,6 +51,9 @@ export function handshake(
 
     client.on('connect', () => {
       socketConnected = true;
+    });
+    client.once('handshake', (negotiated) => {
+      cipher = negotiated.cs.cipher;
     });
     // These two stay attached after a failure so that late ssh2 events are absorbed.
     client.on('error', (error: Ssh2Error) => {
@@ -68,7 +79,7 @@ export function handshake(
       if (settled) return;
       settled = true;
       signal?.removeEventListener('abort', onAbort);
-      resolve(client);
+      resolve({ client, cipher });
     });
 
     const config: ConnectConfig = {
@@ -79,6 +90,7 @@ export function handshake(
       readyTimeout: compiled.readyTimeoutMs,
       keepaliveInterval: compiled.keepaliveIntervalMs,
       keepaliveCountMax: compiled.keepaliveCountMax,
+      ...cipherAlgorithms(),
       // Runs during key exchange, before any authentication request is sent.
       hostVerifier: (key: Buffer): boolean => {
         const refusal = checkHostKey(target, pin, key);
@@ -98,4 +110,10 @@ export function handshake(
       );
     }
   });
+}
+
+/** ssh2's `algorithms` setting with ferry's cipher order, or nothing to keep ssh2's default. */
+function cipherAlgorithms(): Pick<ConnectConfig, 'algorithms'> {
+  const cipher = ssh2CipherOrder();
+  return cipher === undefined ? {} : { algorithms: { cipher: cipher as ssh2.CipherAlgorithm[] } };
 }

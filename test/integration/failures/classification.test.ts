@@ -40,6 +40,7 @@ describe('failure classes and cancel', () => {
           domains: [
             ...['web01', 'web02', 'web03', 'web04', 'web05', 'web06'].map((name) => domain(name)),
             domain('big01', 6144),
+            domain('long01', 2048),
           ],
           transferRateBytesPerSec: 1_000_000,
         },
@@ -201,7 +202,7 @@ describe('failure classes and cancel', () => {
   });
 
   it('cancels a running migration from another process', async () => {
-    const jobId = await enqueue(queue, inventory, 'web04', 'xen-a', 'xen-c');
+    const jobId = await enqueue(queue, inventory, 'long01', 'xen-a', 'xen-c');
     await waitForTransfer(queue, jobId, 8192);
     const { stdout } = await run(process.execPath, [ferryBin, 'cancel', jobId], {
       env: {
@@ -215,7 +216,7 @@ describe('failure classes and cancel', () => {
 
     const result = await resultOf(queue, jobId);
     expect(result.status).toBe('cancelled');
-    expect(placement(lab, 'web04')).toEqual({
+    expect(placement(lab, 'long01')).toEqual({
       'xen-a': '-b----',
       'xen-b': undefined,
       'xen-c': undefined,

@@ -51,12 +51,16 @@ export async function resultOf(
 /** Waits until the job's progress shows bytes moving in the migrate phase. */
 export async function waitForTransfer(queue: MigrationQueue, jobId: string, minBytes = 1): Promise<void> {
   const deadline = Date.now() + 30_000;
+  let last = '';
   while (Date.now() < deadline) {
     const report = await getMigrationStatus(queue, jobId);
     if (report.progress?.phase === 'migrate' && (report.progress.bytes ?? 0) >= minBytes) return;
+    last = JSON.stringify({ state: report.state, progress: report.progress, error: report.result?.error });
     await new Promise((resolve) => setTimeout(resolve, 20));
   }
-  throw new Error(`job ${jobId} never reached the migrate phase with ${minBytes} bytes moved`);
+  throw new Error(
+    `job ${jobId} never reached the migrate phase with ${minBytes} bytes moved; last status ${last}`,
+  );
 }
 
 /** Where the VM is on each lab host: its xm state flags, or undefined. */

@@ -59,6 +59,14 @@ async function migrate(vm: string, options: MigrateOptions): Promise<number> {
       onProgress: (update) => console.error(`ferry: ${describeProgress(update)}`),
     });
     console.log(options.json === true ? JSON.stringify(report, null, 2) : report.state);
+    const error = report.result?.error;
+    if (error !== undefined && report.state !== 'completed') {
+      console.error(`ferry: ${error.code}: ${error.message}`);
+    }
+    const observed = report.result?.observed;
+    if (report.state === 'needs-attention' && observed !== undefined) {
+      console.error(`ferry: observed ${observed.map((seen) => `${seen.host}: ${seen.state}`).join(', ')}`);
+    }
     if (!isFinalState(report.state)) {
       console.error(
         `ferry: job ${jobId} had not ended after ${options.timeout} s and keeps going; check it with: ferry status ${jobId}`,

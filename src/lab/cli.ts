@@ -14,8 +14,8 @@ for (const host of lab.hosts) {
     `${host.name}  ssh ${host.address}:${host.sshPort}  relocation port ${host.sim.relocationPort}`,
   );
   console.log(
-    `  look:   ssh -i ${lab.bastionKey.privatePath} -p ${host.sshPort} -o StrictHostKeyChecking=no ` +
-      `-o UserKnownHostsFile=/dev/null ${account}@${host.address} ${host.sim.xmPath} list`,
+    `  look:   ssh -i ${lab.bastionKey.privatePath} -p ${host.sshPort} ` +
+      `-o UserKnownHostsFile=${host.stateDir}/ssh/known_hosts ${account}@${host.address} ${host.sim.xmPath} list`,
   );
   console.log(`  state:  ${host.stateDir}/state.json   xend log: ${host.stateDir}/xend.log`);
 }

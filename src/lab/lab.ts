@@ -7,6 +7,8 @@ import {
   mkdtempSync,
   readFileSync,
   rmSync,
+  unwatchFile,
+  watchFile,
   writeFileSync,
 } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -111,6 +113,7 @@ export class Lab {
   bastionKey!: KeyPair;
   account!: LabAccount;
   #stopped = false;
+  readonly #watchedFiles: string[] = [];
 
   private constructor(readonly dir: string) {
     this.transfers = new TransferLog(join(dir, 'transfers.jsonl'));
@@ -247,6 +250,7 @@ export class Lab {
       });
     }
     this.writeInventory();
+    this.#watchXendConfigs();
   }
 
   /** Writes inventory.yaml for the current hosts, pinning each host key by fingerprint. */
@@ -291,9 +295,33 @@ export class Lab {
    * Stops everything the lab started, removes its folder, and throws LabLeakError if any
    * process, port or folder is still there afterwards.
    */
+  /**
+   * Reloads a host's xend-config.sxp when someone edits it, as restarting xend would on a real
+   * host, so that a person trying the lab by hand sees the edit take effect within a second.
+   */
+  #watchXendConfigs(): void {
+    for (const host of this.hosts) {
+      const path = join(host.stateDir, 'xend-config.sxp');
+      watchFile(path, { interval: 500 }, () => {
+        let text: string;
+        try {
+          text = readFileSync(path, 'utf8');
+        } catch {
+          return;
+        }
+        if (text === host.sim.xendConfig()) return;
+        host.sim.reloadXendConfig().catch((error: unknown) => {
+          process.emitWarning(`Lab host ${host.name}: cannot reload ${path}: ${String(error)}`);
+        });
+      });
+      this.#watchedFiles.push(path);
+    }
+  }
+
   async stop(): Promise<void> {
     if (this.#stopped) return;
     this.#stopped = true;
+    for (const path of this.#watchedFiles) unwatchFile(path);
     const pids: number[] = [];
     const ports: Array<[string, number]> = [];
     for (const host of this.hosts) {

@@ -1,5 +1,5 @@
 import { execFile } from 'node:child_process';
-import { existsSync } from 'node:fs';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { promisify } from 'node:util';
 
 import { Redis } from 'ioredis';
@@ -94,6 +94,22 @@ describe('lab hosts', () => {
     expect(target.sim.xendLog()).toContain('Rejected connection from 127.0.0.2 (xen-a).');
     expect(source.sim.domains().find((domain) => domain.name === 'web01')?.state).toBe('-b----');
     expect(target.sim.domains().map((domain) => domain.name)).not.toContain('web01');
+  });
+
+  it('applies a hand edit of xend-config.sxp', async () => {
+    const host = lab.host('xen-c');
+    const path = `${host.stateDir}/xend-config.sxp`;
+    const port = host.sim.relocationPort;
+    expect(await isListening('127.0.0.1', port)).toBe(true);
+    writeFileSync(
+      path,
+      readFileSync(path, 'utf8').replace(/^\(xend-relocation-server yes\)/m, '(xend-relocation-server no)'),
+    );
+    const deadline = Date.now() + 5000;
+    while ((await isListening('127.0.0.1', port)) && Date.now() < deadline) {
+      await new Promise((resolve) => setTimeout(resolve, 100));
+    }
+    expect(await isListening('127.0.0.1', port)).toBe(false);
   });
 
   it('writes an inventory whose pins match ssh-keygen', async () => {

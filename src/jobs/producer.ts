@@ -211,6 +211,7 @@ export async function waitForResult(
   let lastKey: string | undefined;
   let last: MigrationStatusReport | undefined;
   let outageSince: number | undefined;
+  let finalSeenAt: number | undefined;
 
   for (;;) {
     try {
@@ -228,7 +229,13 @@ export async function waitForResult(
         lastKey = key;
         options.onProgress?.(last);
       }
-      if (isFinalState(last.state)) return last;
+      // A job BullMQ failed on its own (one that stalled too often) gets its result from the
+      // worker's 'failed' handler a moment later; give that record a few seconds to appear.
+      const recordPending =
+        last.result === undefined &&
+        last.state === 'failed' &&
+        Date.now() < (finalSeenAt ??= Date.now()) + 3000;
+      if (isFinalState(last.state) && !recordPending) return last;
     }
 
     const left = deadline - Date.now();

@@ -143,6 +143,17 @@ async function readStatus(queue: MigrationQueue, jobId: string): Promise<Migrati
   if (job === undefined) throw jobNotFound(queue, jobId);
 
   const state = await job.getState();
+  if (state === 'completed' || state === 'failed') {
+    // The job may have ended between the first read of the record and the job's state; the
+    // record is written before BullMQ is told, so it is there now.
+    const late = await queue.results.get(jobId);
+    if (late !== undefined) {
+      report.state = late.status;
+      report.result = late;
+      report.attemptsMade = Math.max(report.attemptsMade, late.attempts);
+      return report;
+    }
+  }
   switch (state) {
     case 'completed': {
       const returned = resultOf(job.returnvalue);

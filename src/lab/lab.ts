@@ -20,8 +20,8 @@ import { ensureLabAccount, type LabAccount } from './account.js';
 import { writeHostTools } from './host-tools.js';
 import { generateKeyPair, type KeyPair } from './keys.js';
 import { NamesTable } from './names.js';
-import { findPortFreeOn, isListening } from './ports.js';
-import { isAlive, killTree, processesWithEnv } from './processes.js';
+import { findPortFreeOn } from './ports.js';
+import { isAlive, killTree, listeningPortsOf, processesWithEnv } from './processes.js';
 import { LabQemuHost, prepareLabQemu, type LabQemuOptions, type LabQemuShared } from './qemu/host.js';
 import { startRedis, type LabRedis, type LabRedisOptions } from './redis.js';
 import { LabSshd } from './sshd.js';
@@ -345,8 +345,11 @@ export class Lab {
     const leftovers: string[] = [];
     for (const pid of pids) if (isAlive(pid)) leftovers.push(`process ${pid}`);
     for (const pid of this.sessionProcesses()) leftovers.push(`session process ${pid}`);
+    // A port counts as left behind only while a process of this lab still listens on it:
+    // labs of parallel test files share the loopback addresses and may reuse a port at once.
+    const ownListeners = new Set(listeningPortsOf([process.pid, ...pids.filter(isAlive)]));
     for (const [address, port] of ports) {
-      if (await isListening(address, port, 300)) leftovers.push(`listener ${address}:${port}`);
+      if (ownListeners.has(port)) leftovers.push(`listener ${address}:${port}`);
     }
     if (existsSync(this.dir)) leftovers.push(`folder ${this.dir}`);
     if (leftovers.length > 0) throw new LabLeakError(leftovers);

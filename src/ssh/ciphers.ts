@@ -76,8 +76,8 @@ export function localCpuHasAes(): boolean | undefined {
 /**
  * Returns the cipher list for ssh2's `algorithms.cipher`: AES-GCM first when the CPU has AES
  * instructions, without the ciphers that Node's OpenSSL lacks (as in FIPS mode). Returns
- * undefined to keep ssh2's own order, which puts chacha20-poly1305 first on CPUs it knows to
- * lack AES instructions.
+ * undefined to keep ssh2's own order, which puts chacha20-poly1305 first on CPUs that it
+ * detects as lacking AES instructions.
  */
 export function ssh2CipherOrder(hasAes: boolean | undefined = localCpuHasAes()): string[] | undefined {
   if (hasAes !== true) return undefined;

@@ -23,7 +23,7 @@ afterAll(async () => {
 
 describe('detached command', () => {
   // An ended command stays a zombie until init reaps it, and `kill -0` still finds a zombie.
-  // A live process under the recorded pid stands in for such a zombie here.
+  // A live process under the recorded pid takes the place of such a zombie here.
   it('counts as ended once its exit file exists', async () => {
     const dir = `${host.workDir}/ended-but-unreaped`;
     const setup = await connection.exec([

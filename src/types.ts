@@ -23,7 +23,7 @@
 export const migrationStatuses = ['completed', 'failed', 'cancelled', 'needs-attention'] as const;
 export type MigrationStatus = (typeof migrationStatuses)[number];
 
-/** How the migration stream reaches the target's relocation port. */
+/** Path of the migration stream to the target's relocation port. */
 export const tunnelModes = ['relay', 'direct'] as const;
 export type TunnelMode = (typeof tunnelModes)[number];
 
@@ -56,7 +56,7 @@ export interface MigrationProgress {
   downtimeLimitMs?: number;
 }
 
-/** Where one host was seen to hold the VM, for results that need a person to look. */
+/** Observed state of the VM on one host, for results that need a person to look. */
 export interface ObservedPlacement {
   host: string;
   /** `running`, `paused`, `migrating`, `absent`, or `unknown` when the host could not be asked. */

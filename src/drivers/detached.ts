@@ -39,7 +39,7 @@ const inspectScript = [
   'else echo lost; fi',
 ].join('\n');
 
-/** How a detached command ended: its exit code, or null when it vanished without one. */
+/** End of a detached command: its exit code, or null when it vanished without one. */
 export interface DetachedExit {
   code: number | null;
   stderr: string;

@@ -3,16 +3,16 @@ import type { MigrationResult, MigrationStatus } from '../types.js';
 import { getMigrationStatus } from './producer.js';
 import type { MigrationJob, MigrationQueue } from './queue.js';
 
-/** What a cancel request did. */
+/** Outcome of a cancel request. */
 export type CancelOutcome =
-  /** The job was waiting or postponed and is removed; its result says `cancelled`. */
+  /** The job was waiting or postponed and is removed, with the result status `cancelled`. */
   | 'cancelled'
-  /** The job is running; its worker was told and will abort, reconcile and publish the result. */
+  /** The job is running. Its worker received the request and aborts, reconciles and publishes the result. */
   | 'cancelling'
   /** The job had already ended; nothing changed. */
   | 'already-ended';
 
-/** Redis key whose presence tells a worker that a running job was cancelled. */
+/** Redis key whose presence marks a running job as cancelled for its worker. */
 export function cancelKey(prefix: string, jobId: string): string {
   return `${prefix}:cancel:${jobId}`;
 }
@@ -26,7 +26,7 @@ export function cancelChannel(prefix: string): string {
  * Cancels a migration job. A waiting or postponed job is removed and gets a `cancelled`
  * result. For a running job, the request is stored in Redis and announced on the cancel
  * channel, so the worker that runs it, on whichever bastion, aborts and reconciles; the
- * final status then says where the VM really is. Throws JOB_NOT_FOUND for an unknown id.
+ * final status then reports where the VM really is. Throws JOB_NOT_FOUND for an unknown id.
  */
 export async function cancelMigration(
   queue: MigrationQueue,

@@ -145,7 +145,7 @@ async function readStatus(queue: MigrationQueue, jobId: string): Promise<Migrati
   const state = await job.getState();
   if (state === 'completed' || state === 'failed') {
     // The job may have ended between the first read of the record and the job's state; the
-    // record is written before BullMQ is told, so it is there now.
+    // worker writes the record before it reports the end to BullMQ, so the record exists now.
     const late = await queue.results.get(jobId);
     if (late !== undefined) {
       report.state = late.status;

@@ -59,7 +59,7 @@ export interface LabOptions {
   bytesPerMiB?: number;
 }
 
-/** A running lab host: its sshd, its simulated hypervisor, and what the inventory says of it. */
+/** A running lab host: its sshd, its simulated hypervisor, and its inventory entry's facts. */
 export interface LabHost {
   name: string;
   address: string;

@@ -40,7 +40,7 @@ export function migrateStartedKey(prefix: string, jobId: string): string {
 /**
  * Runs one attempt of a migration job and turns its end into a result. A job that ends for
  * good (completed, failed, cancelled, needs-attention) has its result published before BullMQ
- * is told, so that a requester can always read why. Retryable failures are thrown to BullMQ,
+ * learns of the end, so that a requester can always read why. Retryable failures are thrown to BullMQ,
  * which schedules the next attempt with the worker's backoff.
  */
 export async function processJob(
@@ -104,7 +104,7 @@ export async function processJob(
       },
       signal: controller.signal,
       // A job cancelled after an earlier attempt started migrating still reconciles first, so
-      // that its result says where the VM is; it then stops before migrating again.
+      // that its result reports where the VM is. It then stops before migrating again.
       isCancelled: () => cancelledBy !== null,
       ...(deps.noProgressTimeoutMs === undefined ? {} : { noProgressTimeoutMs: deps.noProgressTimeoutMs }),
       reportProgress: (progress) => {

@@ -9,7 +9,7 @@ import type { ObservedPlacement } from '../types.js';
  * still moving, or somewhere it cannot explain.
  */
 
-/** What both hosts showed at one moment. */
+/** State of both hosts at one moment. */
 export interface Observation {
   source: VmObservation;
   target: VmObservation;
@@ -27,7 +27,7 @@ export type Decision =
   | { kind: 'wait' }
   /** Anything else: a person must look. */
   | { kind: 'attention'; reason: string }
-  /** The request cannot be carried out as it stands (no such VM, VM not running). */
+  /** The request cannot be carried out as it is (no such VM, VM not running). */
   | { kind: 'reject'; error: FerryError };
 
 function toPlacement(observation: VmObservation): ObservedPlacement {
@@ -58,7 +58,7 @@ export async function observe(
 }
 
 /**
- * Decides from an observation. `migrateStartedBefore` tells whether an earlier attempt of this
+ * Decides from an observation. `migrateStartedBefore` is true when an earlier attempt of this
  * job reached the migrate step: only then is a VM found on neither host, or stopped on the
  * source, something ferry may have caused rather than a bad request.
  */

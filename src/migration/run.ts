@@ -103,8 +103,8 @@ function abortReason(signal: AbortSignal | undefined): FerryError | undefined {
  * It returns `completed` when the VM runs on the target only, also when an earlier attempt
  * had already moved it. It returns `cancelled` when a cancel stopped it with the VM on the
  * source, and `needs-attention` when the VM's placement is anything it cannot explain. It throws a
- * FerryError when the attempt failed with the VM on the source only, whose class says whether
- * a retry is safe.
+ * FerryError when the attempt failed with the VM on the source only, and the error's class
+ * decides whether a retry is safe.
  */
 export async function runMigrationAttempt(context: AttemptContext): Promise<AttemptOutcome> {
   const { request, inventory, pool, logger, signal } = context;

@@ -63,7 +63,7 @@ export async function waitForTransfer(queue: MigrationQueue, jobId: string, minB
   );
 }
 
-/** Where the VM is on each lab host: its xm state flags, or undefined. */
+/** Returns the VM's xm state flags on each lab host, or undefined where it is absent. */
 export function placement(lab: Lab, vm: string): Record<string, string | undefined> {
   return Object.fromEntries(
     lab.hosts.map((host) => [

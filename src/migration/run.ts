@@ -341,6 +341,8 @@ async function runMigrateStep(context: AttemptContext, step: MigrateStep): Promi
   try {
     await step.timed('migrate', step.migrateMs, async () => {
       running = await step.startMigration(controller.signal);
+      // An abort can reject `done` before anything awaits it; the catch below reads it later.
+      running.done.catch(() => undefined);
       await abortable(running.done, controller.signal);
     });
     return undefined;

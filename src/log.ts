@@ -30,7 +30,7 @@ export interface CreateLoggerOptions {
   name?: string;
   /** Minimum level: fatal, error, warn, info, debug, trace or silent. Default FERRY_LOG_LEVEL, else info. */
   level?: string;
-  /** Where the JSON lines go. Default stdout. */
+  /** Destination of the JSON lines. Default stdout. */
   destination?: DestinationStream;
 }
 

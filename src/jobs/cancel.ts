@@ -2,6 +2,7 @@ import { FerryError } from '../errors.js';
 import type { MigrationResult, MigrationStatus } from '../types.js';
 import { getMigrationStatus } from './producer.js';
 import type { MigrationJob, MigrationQueue } from './queue.js';
+import { requestFields } from './results.js';
 
 /** Outcome of a cancel request. */
 export type CancelOutcome =
@@ -69,15 +70,8 @@ function cancelledResult(job: MigrationJob, requestedBy: string): MigrationResul
   const now = new Date().toISOString();
   const request = job.data;
   return {
-    jobId: job.id ?? '',
+    ...requestFields(job.id ?? '', request),
     status: 'cancelled',
-    vm: request.vm,
-    source: request.source,
-    target: request.target,
-    requester: request.requester,
-    ...(request.reason === undefined ? {} : { reason: request.reason }),
-    ...(request.ticket === undefined ? {} : { ticket: request.ticket }),
-    tunnel: request.options.tunnel,
     phaseMs: {},
     attempts: job.attemptsMade,
     bastion: '',

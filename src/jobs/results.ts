@@ -19,7 +19,7 @@ import { FerryError } from '../errors.js';
 import { waitForRedis } from './connection.js';
 import { migrationStatuses, type MigrationResult } from '../types.js';
 import { quoteValue } from './quote.js';
-import { requesterPattern } from './request.js';
+import { requesterPattern, type MigrationRequest } from './request.js';
 
 /** How long results stay readable, in milliseconds (7 days). */
 export const defaultResultRetentionMs = 7 * 24 * 60 * 60_000;
@@ -307,4 +307,24 @@ export class ResultStore {
     await waitForRedis(connection, `redis://${host ?? 'localhost'}:${port ?? 6379}`);
     return connection;
   }
+}
+
+/** Returns the fields of a result that come from the job's request: who asked to move what, where and how. */
+export function requestFields(
+  jobId: string,
+  request: MigrationRequest,
+): Pick<
+  MigrationResult,
+  'jobId' | 'vm' | 'source' | 'target' | 'requester' | 'reason' | 'ticket' | 'tunnel'
+> {
+  return {
+    jobId,
+    vm: request.vm,
+    source: request.source,
+    target: request.target,
+    requester: request.requester,
+    ...(request.reason === undefined ? {} : { reason: request.reason }),
+    ...(request.ticket === undefined ? {} : { ticket: request.ticket }),
+    tunnel: request.options.tunnel,
+  };
 }

@@ -6,7 +6,7 @@ import type { Inventory } from '../config/inventory.js';
 import { FerryError, coerceError, isFerryError } from '../errors.js';
 import { cancelKey } from '../jobs/cancel.js';
 import type { MigrationJobData } from '../jobs/queue.js';
-import type { ResultStore } from '../jobs/results.js';
+import { requestFields, type ResultStore } from '../jobs/results.js';
 import { statusAfterLeaseLoss } from '../locks/lease.js';
 import type { LockManager } from '../locks/manager.js';
 import { jobLogger } from '../log.js';
@@ -63,14 +63,7 @@ export async function processJob(
   logger.debug('Migration attempt started');
 
   const base = {
-    jobId,
-    vm: request.vm,
-    source: request.source,
-    target: request.target,
-    requester: request.requester,
-    ...(request.reason === undefined ? {} : { reason: request.reason }),
-    ...(request.ticket === undefined ? {} : { ticket: request.ticket }),
-    tunnel: request.options.tunnel,
+    ...requestFields(jobId, request),
     attempts: attempt,
     bastion: deps.bastion,
     startedAt: startedAt.toISOString(),

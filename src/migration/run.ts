@@ -13,6 +13,7 @@ import type {
   ObservedPlacement,
   TunnelMode,
 } from '../types.js';
+import { abortable as abortWith } from '../locks/wait.js';
 import { phaseTimeouts, withTimeout } from './phases.js';
 import { checkTarget } from './preflight.js';
 import { reconcile, type Decision } from './reconcile.js';
@@ -74,20 +75,9 @@ export function shellFor(connection: SshConnection, host: HostConfig): HostShell
   };
 }
 
-/** Rejects with the signal's reason as soon as it aborts. */
-async function abortable<T>(work: Promise<T>, signal: AbortSignal | undefined): Promise<T> {
-  if (signal === undefined) return work;
-  signal.throwIfAborted();
-  let onAbort: () => void = () => undefined;
-  const aborted = new Promise<never>((_resolve, reject) => {
-    onAbort = () => reject(signal.reason as Error);
-    signal.addEventListener('abort', onAbort, { once: true });
-  });
-  try {
-    return await Promise.race([work, aborted]);
-  } finally {
-    signal.removeEventListener('abort', onAbort);
-  }
+/** Rejects with the signal's reason as soon as it aborts; without a signal, settles as `work` does. */
+function abortable<T>(work: Promise<T>, signal: AbortSignal | undefined): Promise<T> {
+  return signal === undefined ? work : abortWith(work, signal);
 }
 
 function abortReason(signal: AbortSignal | undefined): FerryError | undefined {

@@ -7,7 +7,7 @@ import type { Inventory } from '../config/inventory.js';
 import { FerryError } from '../errors.js';
 import { cancelChannel } from '../jobs/cancel.js';
 import { createRedisConnection, defaultPrefix, queueName, type MigrationJobData } from '../jobs/queue.js';
-import { ResultStore, defaultResultRetentionMs } from '../jobs/results.js';
+import { ResultStore, defaultResultRetentionMs, requestFields } from '../jobs/results.js';
 import { LockManager } from '../locks/manager.js';
 import { createLogger } from '../log.js';
 import { SshPool } from '../ssh/pool.js';
@@ -212,15 +212,8 @@ async function recordUnexplainedFailure(
   const now = new Date().toISOString();
   const request = job.data;
   await results.publish({
-    jobId,
+    ...requestFields(jobId, request),
     status: 'needs-attention',
-    vm: request.vm,
-    source: request.source,
-    target: request.target,
-    requester: request.requester,
-    ...(request.reason === undefined ? {} : { reason: request.reason }),
-    ...(request.ticket === undefined ? {} : { ticket: request.ticket }),
-    tunnel: request.options.tunnel,
     phaseMs: {},
     attempts: job.attemptsMade,
     bastion,

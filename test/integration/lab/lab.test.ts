@@ -184,7 +184,8 @@ describe('lab redis', () => {
       client.disconnect();
       await redis.stop();
     }
-    expect(redis.dir !== undefined && existsSync(redis.dir)).toBe(false);
+    expect(redis.dir).toBeDefined();
+    expect(existsSync(redis.dir as string)).toBe(false);
   });
 
   it('uses REDIS_URL instead of starting a server', async () => {
